@@ -1,0 +1,64 @@
+# -*- coding: utf-8 -*-
+"""Render a service's files on the controller and hand them to the stack_config module.
+
+Each entry of `files` is {dest, template | content, owner, group, mode, secret, vars}.
+Templates are looked up like the template action does (the calling role's templates/
+first) and then in this role's templates/, which holds the shared systemd unit.
+Entries marked `secret` travel in a no_log parameter, are never diffed and must be
+0640 or stricter.
+"""
+from __future__ import annotations
+
+import os
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+from ansible.template import trust_as_template
+
+SHARED_TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def _render(self, name, extra_vars, task_vars):
+        try:
+            source = self._find_needle("templates", name)
+        except Exception:
+            source = os.path.join(SHARED_TEMPLATES, name)
+            if not os.path.isfile(source):
+                raise AnsibleActionFail(f"template {name} not found in the role or in stack_common")
+        searchpath = [os.path.dirname(source), SHARED_TEMPLATES] + list(task_vars.get("ansible_search_path", []))
+        variables = dict(task_vars)
+        variables.update(extra_vars or {})
+        templar = self._templar.copy_with_new_env(searchpath=searchpath, available_variables=variables)
+        data = trust_as_template(self._loader.get_text_file_contents(source))
+        return to_text(templar.template(data, escape_backslashes=False))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = self._task.args
+        files, secrets = [], {}
+        for entry in args.get("files") or []:
+            if "template" in entry:
+                content = self._render(entry["template"], entry.get("vars"), task_vars)
+            elif "content" in entry:
+                content = to_text(entry["content"])
+            else:
+                raise AnsibleActionFail(f"{entry.get('dest')}: give template or content")
+            spec = {k: entry[k] for k in ("dest", "owner", "group", "mode") if entry.get(k) is not None}
+            if entry.get("secret"):
+                if int(str(spec.get("mode") or "0644"), 8) & 0o027:
+                    raise AnsibleActionFail(f"{spec['dest']} holds secrets: mode must be 0640 or stricter")
+                secrets[spec["dest"]] = content
+            else:
+                spec["content"] = content
+            files.append(spec)
+        module_args = {"files": files, "secrets": secrets,
+                       "prune": args.get("prune") or []}
+        for key in ("root", "validate"):
+            if args.get(key):
+                module_args[key] = args[key]
+        result.update(self._execute_module("stack_config", module_args=module_args, task_vars=task_vars))
+        return result

@@ -1,0 +1,223 @@
+# -*- coding: utf-8 -*-
+"""Controller side of the shared installer.
+
+Asks the host (module stack_install) whether the release is already there; only when
+it is not, makes sure the archive sits verified in the controller cache and pushes it.
+The cache is keyed by component, version and architecture and guarded by a file lock,
+so forks serving many hosts download each archive once and mixed amd64/arm64 hosts
+never share a file.  Sources, first match wins:
+
+  staged_dir   a pre-staged directory laid out like the download sites
+               (<dir>/<host>/<path>); no network call is ever made
+  mirror       a base URL laid out the same way (<mirror>/<host>/<path>)
+  upstream     the release URL itself
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import time
+import urllib.parse
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.urls import open_url
+from ansible.plugins.action import ActionBase
+
+HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class ArtifactError(Exception):
+    pass
+
+
+def expand(template, version, arch, extra=None):
+    values = {"version": version, "arch": arch}
+    values.update(extra or {})
+    return template.format(**values)
+
+
+def relocate(url, mirror=None, staged_dir=None):
+    """Map an upstream URL onto a mirror base URL or a staged directory laid out as <host>/<path>."""
+    parts = urllib.parse.urlsplit(url)
+    rel = parts.netloc + parts.path
+    if staged_dir:
+        return os.path.join(staged_dir, *rel.split("/"))
+    if mirror:
+        return mirror.rstrip("/") + "/" + rel
+    return url
+
+
+def parse_checksums(text, filename):
+    """Find filename's sha256 in a checksum list.
+
+    Understands the sha256sum/promu form (`<hex>  <file>`), shasum -b (`<hex> *<file>`)
+    and a bare hash (Grafana's per-file .sha256)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) == 1 and HEX64.match(lines[0]):
+        return lines[0].lower()
+    for line in lines:
+        match = re.match(r"^([0-9a-fA-F]{64})\s+\*?(.+)$", line)
+        if match and os.path.basename(match.group(2).strip()) == filename:
+            return match.group(1).lower()
+    return None
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch(source, dest, timeout=60, attempts=3):
+    """Copy a staged file or download a URL to dest (atomically)."""
+    part = dest + ".part"
+    if "://" not in source:
+        if not os.path.isfile(source):
+            raise ArtifactError(f"{source} is not in the pre-staged directory")
+        shutil.copyfile(source, part)
+        os.replace(part, dest)
+        return
+    last = None
+    for attempt in range(attempts):
+        try:
+            response = open_url(source, timeout=timeout, follow_redirects="all")
+            with open(part, "wb") as out:
+                shutil.copyfileobj(response, out, 1 << 20)
+            os.replace(part, dest)
+            return
+        except Exception as exc:  # urllib raises a zoo of types; all mean "not fetched"
+            last = exc
+            code = getattr(exc, "code", None)
+            if code is not None and 400 <= code < 500:
+                break
+            time.sleep(min(2 ** attempt, 5))
+    if os.path.exists(part):
+        os.unlink(part)
+    raise ArtifactError(
+        f"cannot download {source}: {last}. Without internet access, point stack_artifact_mirror at an "
+        "internal mirror laid out as <mirror>/<host>/<path>, or pre-stage the files and set "
+        "stack_artifact_dir (fully offline); scripts/stage-artifacts lists what to fetch.")
+
+
+def read_source(source, timeout=60):
+    if "://" not in source:
+        if not os.path.isfile(source):
+            raise ArtifactError(f"{source} is not in the pre-staged directory")
+        with open(source, encoding="utf-8") as handle:
+            return handle.read()
+    try:
+        return open_url(source, timeout=timeout, follow_redirects="all").read().decode("utf-8")
+    except Exception as exc:
+        raise ArtifactError(f"cannot download checksum list {source}: {exc}") from exc
+
+
+def ensure_cached(spec, arch, cache_dir, mirror=None, staged_dir=None):
+    """Return (path, sha256, source) of the verified archive for arch, fetching it once."""
+    version = spec["version"]
+    url = expand(spec["url"], version, arch, spec.get("vars"))
+    filename = os.path.basename(urllib.parse.urlsplit(url).path)
+    source = relocate(url, mirror, staged_dir)
+    expected = ((spec.get("sha256") or {}).get(version) or {}).get(arch)
+    directory = os.path.join(cache_dir, spec["component"], version, f"linux-{arch}")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, filename)
+    with open(os.path.join(directory, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        verified = path + ".sha256"
+        if os.path.exists(path) and os.path.exists(verified):
+            with open(verified, encoding="utf-8") as handle:
+                known = handle.read().strip()
+            if (not expected or known == expected) and sha256_file(path) == known:
+                return path, known, source
+        if not expected:
+            sums_url = expand(spec["checksums_url"], version, arch, spec.get("vars"))
+            sums_source = relocate(sums_url, mirror, staged_dir)
+            expected = parse_checksums(read_source(sums_source), filename)
+            if not expected:
+                raise ArtifactError(f"{sums_source} lists no sha256 for {filename}")
+        fetch(source, path)
+        actual = sha256_file(path)
+        if actual != expected:
+            os.unlink(path)
+            raise ArtifactError(
+                f"checksum mismatch for {filename} from {source}: expected sha256 {expected}, got {actual}. "
+                "Nothing was installed.")
+        with open(verified, "w", encoding="utf-8") as handle:
+            handle.write(actual)
+        return path, actual, source
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = True
+    _requires_connection = True
+
+    def _var(self, task_vars, name, default=None):
+        if name not in task_vars:
+            return default
+        return self._templar.template(task_vars[name])
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        component = args["component"]
+        catalog = (self._var(task_vars, "stack_catalog") or {}).get(component)
+        if catalog is None:
+            raise AnsibleActionFail(f"stack_catalog has no entry for {component}")
+        version = str(args["version"])
+        sha256 = {}
+        for table in (catalog.get("sha256") or {}, args.get("sha256") or {}):
+            for ver, hashes in table.items():
+                sha256.setdefault(str(ver), {}).update({a: h for a, h in (hashes or {}).items() if h})
+        spec = {
+            "component": component,
+            "version": version,
+            "url": args.get("url") or catalog["url"],
+            "checksums_url": args.get("checksums_url") or catalog.get("checksums_url"),
+            "sha256": sha256,
+            "vars": dict(catalog.get("vars") or {}, **(args.get("vars") or {})),
+        }
+        target = {
+            "component": component,
+            "version": version,
+            "format": "zip" if spec["url"].endswith(".zip") else "tar.gz",
+            "links": catalog.get("links") or {},
+            "sha256": sha256.get(version) or {},
+            "root": self._var(task_vars, "stack_install_root", "/opt/monitoring"),
+            "bin_dir": self._var(task_vars, "stack_bin_dir", "/usr/local/bin"),
+            "keep": int(self._var(task_vars, "stack_keep_releases", 2)),
+        }
+        target.update({k: args[k] for k in ("user", "group", "home", "groups", "directories") if args.get(k) is not None})
+
+        probe = self._execute_module("stack_install", module_args=target, task_vars=task_vars)
+        if probe.get("failed") or not probe.get("needs_archive"):
+            result.update(probe)
+            return result
+
+        arch = probe["arch"]
+        target["strip"] = expand(catalog.get("strip") or "", version, arch, spec["vars"])
+        target["rename"] = {expand(k, version, arch, spec["vars"]): v for k, v in (catalog.get("rename") or {}).items()}
+        try:
+            path, digest, source = ensure_cached(
+                spec, arch, os.path.expanduser(self._var(task_vars, "stack_artifact_cache") or "~/.cache/monitoring-stack"),
+                mirror=self._var(task_vars, "stack_artifact_mirror") or None,
+                staged_dir=self._var(task_vars, "stack_artifact_dir") or None)
+        except (ArtifactError, OSError) as exc:
+            raise AnsibleActionFail(f"{component} {version} ({arch}): {exc}") from exc
+
+        if self._task.check_mode:
+            result.update(probe, changed=True, source=source)
+            return result
+        tmpdir = self._connection._shell.tmpdir or self._make_tmp_path()
+        remote = self._connection._shell.join_path(tmpdir, os.path.basename(path))
+        self._transfer_file(path, remote)
+        self._fixup_perms2((tmpdir, remote))
+        target.update(archive=remote, archive_sha256=digest, source=source)
+        installed = self._execute_module("stack_install", module_args=target, task_vars=task_vars)
+        self._remove_tmp_path(tmpdir)
+        result.update(installed, source=source)
+        return result

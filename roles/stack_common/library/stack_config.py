@@ -1,0 +1,172 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Write a service's config files as one unit: stage, validate with the real tool, swap.
+
+The live files change only after the service's own validator accepted the staged
+tree, so a rejected config leaves the running service and its files untouched and
+fails the play with the validator's words.
+"""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: stack_config
+short_description: Stage, validate and atomically install a set of config files
+options:
+  files:
+    type: list
+    elements: dict
+    required: true
+    description: 'Each {dest, content, owner, group, mode}; content of secret files comes in I(secrets).'
+  secrets:
+    type: dict
+    default: {}
+    description: dest -> content for files that hold secrets (never logged or diffed).
+  root:
+    type: path
+    description: Config directory that I(validate) checks; it is copied to a staging directory first.
+  validate:
+    type: str
+    description: Command run against the staged tree; C({root}) names the staging directory.
+  prune:
+    type: list
+    elements: path
+    default: []
+    description: Directories whose files not listed in I(files) are removed.
+author: monitoring-stack
+"""
+
+import grp
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def _ids(owner, group):
+    return pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid
+
+
+def plan(files, secrets, prune):
+    """Return (writes, removals): files whose content or metadata differ, and strays."""
+    writes = []
+    for spec in files:
+        dest = spec["dest"]
+        content = secrets.get(dest, spec.get("content"))
+        if content is None:
+            raise ValueError(f"{dest}: no content")
+        data = content.encode("utf-8")
+        mode = int(str(spec.get("mode") or "0644"), 8)
+        uid, gid = _ids(spec.get("owner") or "root", spec.get("group") or "root")
+        reason = None
+        try:
+            st = os.lstat(dest)
+            with open(dest, "rb") as handle:
+                current = handle.read()
+            if current != data:
+                reason = "content"
+            elif (st.st_uid, st.st_gid, st.st_mode & 0o7777) != (uid, gid, mode):
+                reason = "metadata"
+        except FileNotFoundError:
+            reason = "new"
+        if reason:
+            writes.append({"dest": dest, "data": data, "mode": mode, "uid": uid, "gid": gid, "reason": reason})
+    wanted = {os.path.normpath(spec["dest"]) for spec in files}
+    removals = []
+    for directory in prune:
+        if not os.path.isdir(directory):
+            continue
+        for name in sorted(os.listdir(directory)):
+            path = os.path.normpath(os.path.join(directory, name))
+            if path not in wanted and (os.path.isfile(path) or os.path.islink(path)):
+                removals.append(path)
+    return writes, removals
+
+
+def write_file(dest, data, mode, uid, gid):
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    tmp = f"{dest}.stack-tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chown(tmp, uid, gid)
+    os.chmod(tmp, mode)
+    os.replace(tmp, dest)
+
+
+def validate(root, command, writes, removals):
+    """Apply the change to a copy of root and run command on it; return (rc, output)."""
+    root = os.path.normpath(root)
+    staging = os.path.join(os.path.dirname(root), f".{os.path.basename(root)}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    if os.path.isdir(root):
+        shutil.copytree(root, staging, symlinks=True)
+    else:
+        os.makedirs(staging)
+    try:
+        for item in writes:
+            if os.path.commonpath([root, item["dest"]]) == root:
+                write_file(os.path.join(staging, os.path.relpath(item["dest"], root)),
+                           item["data"], item["mode"], item["uid"], item["gid"])
+        for path in removals:
+            if os.path.commonpath([root, path]) == root:
+                os.unlink(os.path.join(staging, os.path.relpath(path, root)))
+        argv = [part.replace("{root}", staging) for part in shlex.split(command)]
+        proc = subprocess.run(argv, cwd=staging, capture_output=True, text=True, timeout=120)
+        output = (proc.stdout + proc.stderr).replace(staging, root)
+        return proc.returncode, output.strip()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            files=dict(type="list", elements="dict", required=True),
+            secrets=dict(type="dict", default={}, no_log=True),
+            root=dict(type="path"),
+            validate=dict(type="str"),
+            prune=dict(type="list", elements="path", default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        writes, removals = plan(p["files"], p["secrets"], p["prune"])
+    except (KeyError, ValueError, OSError) as exc:
+        module.fail_json(msg=f"cannot plan config change: {exc}")
+    result = {
+        "changed": bool(writes or removals),
+        "written": [w["dest"] for w in writes],
+        "content_changed": [w["dest"] for w in writes if w["reason"] != "metadata"],
+        "removed": removals,
+    }
+    if module._diff:
+        result["diff"] = [{"before_header": w["dest"], "after_header": w["dest"],
+                           "after": "" if w["dest"] in p["secrets"] else w["data"].decode("utf-8")}
+                          for w in writes if w["reason"] != "metadata"]
+    if not result["changed"]:
+        module.exit_json(**result)
+    touches_root = p["root"] and any(
+        os.path.commonpath([os.path.normpath(p["root"]), d]) == os.path.normpath(p["root"])
+        for d in result["content_changed"] + removals)
+    if p["validate"] and touches_root:
+        rc, output = validate(p["root"], p["validate"], writes, removals)
+        result["validation"] = output
+        if rc != 0:
+            module.fail_json(msg=f"the new configuration was rejected; the live one is unchanged:\n{output}", **result)
+    if module.check_mode:
+        module.exit_json(**result)
+    for item in writes:
+        write_file(item["dest"], item["data"], item["mode"], item["uid"], item["gid"])
+    for path in removals:
+        os.unlink(path)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

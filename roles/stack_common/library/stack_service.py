@@ -1,0 +1,185 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Bring a systemd service to its wanted state and prove it is ready.
+
+Restarts only when something the running process depends on changed: the unit file
+(systemd's NeedDaemonReload), the binary (the running executable is not the linked
+one) or an explicit request; reloads when only its config changed.  After any start,
+restart or reload it waits for the readiness endpoint and checks that the unit did not
+restart meanwhile; a unit that never gets ready or crash-loops fails the task with its
+last journal lines instead of leaving the play green.
+"""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: stack_service
+short_description: Enable, start, restart or reload a systemd service and wait until it is ready
+options:
+  name: {type: str, required: true, description: Unit name without .service.}
+  enabled: {type: bool, default: true, description: Start at boot.}
+  restart: {type: bool, default: false, description: Restart even if nothing else asks for it.}
+  reload: {type: bool, default: false, description: Reload (ExecReload) when running; start when stopped.}
+  binary: {type: path, description: Linked executable; a running process on another file is restarted.}
+  ready_url: {type: str, description: URL that answers 2xx when the service is ready.}
+  ready_port: {type: int, description: TCP port on 127.0.0.1 to wait for when there is no URL.}
+  ready_timeout: {type: int, default: 60, description: Seconds to wait.}
+  url_username: {type: str, description: Basic auth user for I(ready_url).}
+  url_password: {type: str, description: Basic auth password for I(ready_url).}
+  journal_lines: {type: int, default: 30, description: Journal lines shown on failure.}
+author: monitoring-stack
+"""
+
+import base64
+import os
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def systemctl(*args, check=True):
+    proc = subprocess.run(["systemctl", *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"systemctl {' '.join(args)} failed: {(proc.stderr or proc.stdout).strip()}")
+    return proc
+
+
+def show(unit):
+    props = "LoadState,ActiveState,SubState,MainPID,NRestarts,UnitFileState,NeedDaemonReload,ExecReload"
+    out = systemctl("show", unit, "-p", props).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def running_exe(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
+def probe(url, port, username, password):
+    if url:
+        request = urllib.request.Request(url, method="GET")
+        if username:
+            token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        context = ssl._create_unverified_context() if url.startswith("https") else None
+        try:
+            with urllib.request.urlopen(request, timeout=3, context=context) as response:
+                response.read()
+                return 200 <= response.status < 300, f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            return False, f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            return False, str(getattr(exc, "reason", exc))
+    if port:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=3):
+                return True, f"port {port} open"
+        except OSError as exc:
+            return False, str(exc)
+    return True, "no readiness check configured"
+
+
+def journal(unit, lines):
+    proc = subprocess.run(["journalctl", "-u", unit, "-n", str(lines), "--no-pager", "-o", "short-iso"],
+                          capture_output=True, text=True)
+    return (proc.stdout or proc.stderr).strip()
+
+
+def wait_ready(p, unit, restarts_before):
+    deadline = time.monotonic() + p["ready_timeout"]
+    detail = "not probed"
+    while True:
+        state = show(unit)
+        if state.get("ActiveState") in ("failed", "inactive"):
+            return False, f"the unit is {state.get('ActiveState')} ({state.get('SubState')})"
+        if int(state.get("NRestarts") or 0) > restarts_before:
+            return False, f"the unit restarted {int(state['NRestarts']) - restarts_before} time(s) while starting"
+        if state.get("ActiveState") == "active":
+            ok, detail = probe(p["ready_url"], p["ready_port"], p["url_username"], p["url_password"])
+            if ok:
+                # one more look: a process that answered once and died right after is not ready
+                time.sleep(0.5)
+                again = show(unit)
+                if again.get("ActiveState") == "active" and again.get("MainPID") == state.get("MainPID"):
+                    return True, detail
+                detail = "the process exited right after answering"
+        if time.monotonic() > deadline:
+            target = p["ready_url"] or (f"port {p['ready_port']}" if p["ready_port"] else "the unit")
+            return False, f"{target} not ready after {p['ready_timeout']} s (last: {detail})"
+        time.sleep(0.5)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            enabled=dict(type="bool", default=True),
+            restart=dict(type="bool", default=False),
+            reload=dict(type="bool", default=False),
+            binary=dict(type="path"),
+            ready_url=dict(type="str"),
+            ready_port=dict(type="int"),
+            ready_timeout=dict(type="int", default=60),
+            url_username=dict(type="str"),
+            url_password=dict(type="str", no_log=True),
+            journal_lines=dict(type="int", default=30),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    unit = p["name"] + ".service"
+    result = {"changed": False, "actions": []}
+    try:
+        state = show(unit)
+        if state.get("LoadState") == "not-found" or state.get("NeedDaemonReload") == "yes":
+            result["actions"].append("daemon-reload")
+            unit_changed = state.get("LoadState") != "not-found"
+        else:
+            unit_changed = False
+        active = state.get("ActiveState") in ("active", "reloading")
+        exe = running_exe(state.get("MainPID", "0")) if active else None
+        binary_changed = bool(active and p["binary"] and exe and exe != os.path.realpath(p["binary"]))
+        if p["enabled"] and state.get("UnitFileState") != "enabled":
+            result["actions"].append("enable")
+        if not active:
+            result["actions"].append("start")
+        elif p["restart"] or unit_changed or binary_changed:
+            result["actions"].append("restart")
+            result["restart_reason"] = ("binary changed" if binary_changed else
+                                        "unit changed" if unit_changed else "requested")
+        elif p["reload"]:
+            result["actions"].append("reload" if state.get("ExecReload") else "restart")
+        result["changed"] = bool(result["actions"])
+        if module.check_mode or not result["changed"]:
+            module.exit_json(**result)
+
+        if "daemon-reload" in result["actions"]:
+            systemctl("daemon-reload")
+        if "enable" in result["actions"]:
+            systemctl("enable", unit)
+        restarts_before = int(show(unit).get("NRestarts") or 0)
+        for action in ("start", "restart", "reload"):
+            if action in result["actions"]:
+                proc = systemctl(action, unit, check=False)
+                if proc.returncode != 0:
+                    module.fail_json(msg=f"{unit}: systemctl {action} failed: {proc.stderr.strip()}\n"
+                                         f"last journal lines:\n{journal(unit, p['journal_lines'])}", **result)
+                restarts_before = int(show(unit).get("NRestarts") or 0)
+                ok, detail = wait_ready(p, unit, restarts_before)
+                result["ready"] = detail
+                if not ok:
+                    module.fail_json(msg=f"{unit} is not ready after {action}: {detail}\n"
+                                         f"last journal lines:\n{journal(unit, p['journal_lines'])}", **result)
+    except RuntimeError as exc:
+        module.fail_json(msg=str(exc), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

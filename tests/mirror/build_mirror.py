@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Build the local artifact mirror the tests install from.
+
+The tree is laid out exactly like the upstream download sites (<host>/<path> of each
+release URL), with upstream's archive names, inner layout and checksum-list formats.
+Prometheus-family archives hold REAL binaries taken from Debian packages (current
+releases from sid, older ones from trixie for upgrade tests). Grafana, Loki, Promtail
+and Jaeger exist in no reachable registry: their archives hold the stand-in from
+standin.py, which only parses the config, binds the address and answers health.
+
+The mirror is rebuilt only when this recipe changes (a stamp file holds its hash).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEBIAN = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
+GH = "github.com"
+
+# component, suite, upstream tarball name pattern, release dir, {archive member: (package, path in .deb)}
+PROM_FAMILY = [
+    ("prometheus", "prometheus/prometheus", "prometheus-{v}.linux-{a}",
+     {"prometheus": ("prometheus", "usr/bin/prometheus"), "promtool": ("promtool", "usr/bin/promtool")}),
+    ("alertmanager", "prometheus/alertmanager", "alertmanager-{v}.linux-{a}",
+     {"alertmanager": ("prometheus-alertmanager", "usr/bin/prometheus-alertmanager"),
+      "amtool": ("prometheus-alertmanager", "usr/bin/amtool")}),
+    ("node_exporter", "prometheus/node_exporter", "node_exporter-{v}.linux-{a}",
+     {"node_exporter": ("prometheus-node-exporter", "usr/bin/prometheus-node-exporter")}),
+    ("postgres_exporter", "prometheus-community/postgres_exporter", "postgres_exporter-{v}.linux-{a}",
+     {"postgres_exporter": ("prometheus-postgres-exporter", "usr/bin/prometheus-postgres-exporter")}),
+    ("redis_exporter", "oliver006/redis_exporter", "redis_exporter-v{v}.linux-{a}",
+     {"redis_exporter": ("prometheus-redis-exporter", "usr/bin/prometheus-redis-exporter")}),
+]
+SUITES = ["sid", "trixie"]
+# stand-ins: component -> (version, extra url vars)
+STANDINS = {"grafana": "13.2.3", "loki": "3.7.6", "promtail": "3.6.11", "jaeger": "2.20.0"}
+GRAFANA_BUILD_ID = "36482603486"
+
+
+def recipe_hash():
+    digest = hashlib.sha256()
+    for name in ("build_mirror.py", "standin.py"):
+        with open(os.path.join(HERE, name), "rb") as handle:
+            digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+def fetch(url, dest):
+    if os.path.exists(dest):
+        return dest
+    tmp = dest + ".part"
+    with urllib.request.urlopen(url, timeout=120) as response, open(tmp, "wb") as out:
+        shutil.copyfileobj(response, out)
+    os.replace(tmp, dest)
+    return dest
+
+
+def packages_index(suite, arch, cache):
+    path = fetch(f"{DEBIAN}/dists/{suite}/main/binary-{arch}/Packages.xz", os.path.join(cache, f"Packages-{suite}-{arch}.xz"))
+    index = {}
+    for stanza in lzma.open(path, "rt", encoding="utf-8").read().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and not line.startswith(" "))
+        if "Package" in fields:
+            index[fields["Package"]] = fields
+    return index
+
+
+def upstream_version(debian_version):
+    version = debian_version.split(":", 1)[-1].rsplit("-", 1)[0]
+    return version.split("+ds")[0].split("+dfsg")[0]
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def add_file(tar, name, data=None, path=None, mode=0o644):
+    if path:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = mode
+    info.mtime = 1700000000
+    tar.addfile(info, io.BytesIO(data))
+
+
+def add_dir(tar, name):
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = 0o755
+    info.mtime = 1700000000
+    tar.addfile(info)
+
+
+def write_sums(directory, names, style="promu"):
+    lines = []
+    for name in sorted(names):
+        digest = sha256(os.path.join(directory, name))
+        lines.append(f"{digest} *{name}" if style == "shasum" else f"{digest}  {name}")
+    return "\n".join(lines) + "\n"
+
+
+def build_prom_family(out, cache, arch, manifest):
+    for suite in SUITES:
+        index = packages_index(suite, arch, cache)
+        for component, repo, pattern, members in PROM_FAMILY:
+            packages = {pkg for pkg, _ in members.values()}
+            if any(pkg not in index for pkg in packages):
+                # older suites ship promtool inside the prometheus package
+                members = {m: ("prometheus" if pkg == "promtool" else pkg, p) for m, (pkg, p) in members.items()}
+                packages = {pkg for pkg, _ in members.values()}
+            main_pkg = next(iter(members.values()))[0]
+            version = upstream_version(index[main_pkg]["Version"])
+            release = os.path.join(out, GH, repo, "releases", "download", f"v{version}")
+            top = pattern.format(v=version, a=arch)
+            archive = os.path.join(release, f"{top}.tar.gz")
+            manifest.setdefault(component, {})[version] = {"suite": suite, "debian": index[main_pkg]["Version"], "real": True}
+            if os.path.exists(archive):
+                continue
+            os.makedirs(release, exist_ok=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                for pkg in packages:
+                    deb = fetch(f"{DEBIAN}/{index[pkg]['Filename']}", os.path.join(cache, os.path.basename(index[pkg]["Filename"])))
+                    subprocess.run(["dpkg-deb", "-x", deb, tmp], check=True)
+                with tarfile.open(archive + ".part", "w:gz") as tar:
+                    add_dir(tar, top)
+                    for member, (pkg, path) in members.items():
+                        add_file(tar, f"{top}/{member}", path=os.path.join(tmp, path), mode=0o755)
+                    add_file(tar, f"{top}/LICENSE", path=os.path.join(tmp, "usr/share/doc", main_pkg, "copyright"))
+                    add_file(tar, f"{top}/NOTICE", data=(
+                        f"Binaries repacked from Debian {suite} package {main_pkg} {index[main_pkg]['Version']} "
+                        "for offline tests; layout as upstream's release archive.\n").encode())
+                os.replace(archive + ".part", archive)
+                # Debian's Alertmanager reads its notification templates from disk (upstream's embeds
+                # them): the tests' prepare step installs these, the archive stays upstream-shaped.
+                templates = os.path.join(tmp, "usr/share/prometheus/alertmanager")
+                if component == "alertmanager" and os.path.isdir(templates):
+                    fixtures = os.path.join(out, "_fixtures")
+                    os.makedirs(fixtures, exist_ok=True)
+                    with tarfile.open(os.path.join(fixtures, f"alertmanager-{version}-templates.tar.gz"), "w:gz") as tar:
+                        tar.add(templates, arcname="usr/share/prometheus/alertmanager")
+            names = [n for n in os.listdir(release) if n.endswith(".tar.gz")]
+            with open(os.path.join(release, "sha256sums.txt"), "w", encoding="utf-8") as handle:
+                handle.write(write_sums(release, names))
+
+
+def standin_bytes():
+    with open(os.path.join(HERE, "standin.py"), "rb") as handle:
+        return handle.read()
+
+
+def build_standins(out, arch, manifest):
+    script = standin_bytes()
+    # Loki and Promtail: flat zips named loki-linux-<arch>.zip holding loki-linux-<arch>
+    for component in ("loki", "promtail"):
+        version = STANDINS[component]
+        release = os.path.join(out, GH, "grafana/loki/releases/download", f"v{version}")
+        os.makedirs(release, exist_ok=True)
+        name = f"{component}-linux-{arch}"
+        with zipfile.ZipFile(os.path.join(release, f"{name}.zip"), "w", zipfile.ZIP_DEFLATED) as zf:
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.external_attr = 0o755 << 16
+            zf.writestr(info, script)
+        names = [n for n in os.listdir(release) if n.endswith(".zip")]
+        with open(os.path.join(release, "SHA256SUMS"), "w", encoding="utf-8") as handle:
+            handle.write(write_sums(release, names))
+        manifest.setdefault(component, {})[version] = {"standin": True}
+    # Jaeger: jaeger-<v>-linux-<arch>.tar.gz and a shasum -b list
+    version = STANDINS["jaeger"]
+    release = os.path.join(out, GH, "jaegertracing/jaeger/releases/download", f"v{version}")
+    os.makedirs(release, exist_ok=True)
+    top = f"jaeger-{version}-linux-{arch}"
+    with tarfile.open(os.path.join(release, f"{top}.tar.gz"), "w:gz") as tar:
+        add_dir(tar, top)
+        add_file(tar, f"{top}/jaeger", data=script, mode=0o755)
+    with open(os.path.join(release, f"jaeger-{version}.sha256sum.txt"), "w", encoding="utf-8") as handle:
+        handle.write(write_sums(release, [f"{top}.tar.gz"], style="shasum"))
+    manifest.setdefault("jaeger", {})[version] = {"standin": True}
+    # Grafana: dl.grafana.com/grafana/release/<v>/grafana_<v>_<build>_linux_<arch>.tar.gz (+ .sha256, bare hash)
+    version = STANDINS["grafana"]
+    release = os.path.join(out, "dl.grafana.com/grafana/release", version)
+    os.makedirs(release, exist_ok=True)
+    name = f"grafana_{version}_{GRAFANA_BUILD_ID}_linux_{arch}.tar.gz"
+    top = f"grafana-{version}"
+    with tarfile.open(os.path.join(release, name), "w:gz") as tar:
+        for directory in ("", "/bin", "/conf", "/public", "/data", "/data/plugins-bundled"):
+            add_dir(tar, top + directory)
+        add_file(tar, f"{top}/bin/grafana", data=script, mode=0o755)
+        add_file(tar, f"{top}/conf/defaults.ini", data=b"# stand-in: the real defaults.ini ships with Grafana\n")
+        add_file(tar, f"{top}/public/STANDIN", data=b"stand-in: no frontend\n")
+        add_file(tar, f"{top}/VERSION", data=f"{version}\n".encode())
+    with open(os.path.join(release, name + ".sha256"), "w", encoding="utf-8") as handle:
+        handle.write(sha256(os.path.join(release, name)) + "\n")
+    manifest.setdefault("grafana", {})[version] = {"standin": True, "build_id": GRAFANA_BUILD_ID}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="mirror directory")
+    parser.add_argument("--cache", default=os.path.expanduser("~/.cache/monitoring-stack/debs"))
+    parser.add_argument("--arch", default="amd64", choices=["amd64", "arm64"])
+    args = parser.parse_args()
+    stamp = os.path.join(args.out, ".recipe")
+    wanted = f"{recipe_hash()}-{args.arch}"
+    if os.path.exists(stamp) and open(stamp, encoding="utf-8").read().strip() == wanted:
+        print(f"mirror {args.out} is up to date")
+        return 0
+    shutil.rmtree(args.out, ignore_errors=True)
+    os.makedirs(args.out)
+    os.makedirs(args.cache, exist_ok=True)
+    manifest = {}
+    build_prom_family(args.out, args.cache, args.arch, manifest)
+    build_standins(args.out, args.arch, manifest)
+    with open(os.path.join(args.out, "manifest.json"), "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=True)
+    with open(stamp, "w", encoding="utf-8") as handle:
+        handle.write(wanted)
+    print(json.dumps(manifest, indent=1, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+#!/usr/bin/python3
+"""STAND-IN for Grafana, Loki, Promtail and Jaeger in offline tests. NOT the real program.
+
+Installed under the real binary's name (loki, promtail, jaeger, grafana). It reads the
+config file the real program reads, refuses one that does not parse, binds the
+configured HTTP address and answers the health endpoint. It stores no data and serves
+no API: anything that needs real behaviour must be tested with the real archive.
+"""
+import configparser
+import http.server
+import json
+import os
+import signal
+import sys
+
+import yaml
+
+NAME = os.path.basename(sys.argv[0]).split("-linux-")[0]
+VERSIONS = {"loki": "3.7.6", "promtail": "3.6.11", "jaeger": "2.20.0", "grafana": "13.2.3"}
+
+
+def fail(message):
+    print(f"{NAME} (stand-in): {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def flag(args, *names):
+    for i, arg in enumerate(args):
+        for name in names:
+            if arg == name and i + 1 < len(args):
+                return args[i + 1]
+            if arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def load_yaml(path):
+    if not path:
+        fail("no config file given")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as exc:
+        fail(f"cannot load config {path}: {exc}")
+    if not isinstance(data, dict):
+        fail(f"config {path} is not a mapping")
+    return data
+
+
+def split_endpoint(endpoint, default_port):
+    host, _, port = str(endpoint or "").rpartition(":")
+    return (host.strip("[]") or "0.0.0.0"), int(port or default_port)
+
+
+def serve(bindings):
+    """bindings: list of (host, port, {path: (status, content_type, body)})."""
+    servers = []
+    for host, port, routes in bindings:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            table = routes
+
+            def do_GET(self):  # noqa: N802
+                status, ctype, body = self.table.get(self.path.split("?")[0], (404, "text/plain", "not served by the stand-in\n"))
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_HEAD = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer((host, port), Handler)
+        servers.append(server)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    print(f"{NAME} (stand-in) listening on {[(h, p) for h, p, _ in bindings]}", flush=True)
+    import threading
+    for server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    servers[0].serve_forever()
+
+
+def version_banner():
+    print(f"{NAME}, version {VERSIONS.get(NAME, '0')} (STAND-IN, not the real binary)")
+    sys.exit(0)
+
+
+def loki_like(args, default_port):
+    if any(a.lstrip("-") == "version" for a in args):
+        version_banner()
+    config = load_yaml(flag(args, "-config.file", "--config.file"))
+    server = config.get("server") or {}
+    if not isinstance(server, dict):
+        fail("server must be a mapping")
+    if NAME == "loki":
+        schema = (config.get("schema_config") or {}).get("configs")
+        if not isinstance(schema, list) or not schema:
+            fail("schema_config.configs must list at least one period")
+    if NAME == "promtail" and not config.get("clients"):
+        fail("at least one client (clients[].url) is required")
+    if any(a.lstrip("-") in ("verify-config", "check-syntax") for a in args):
+        print("Valid config file! No syntax issues found" if NAME == "promtail" else "config is valid")
+        sys.exit(0)
+    host = server.get("http_listen_address") or "0.0.0.0"
+    port = int(server.get("http_listen_port") or default_port)
+    serve([(host, port, {"/ready": (200, "text/plain", "ready\n")})])
+
+
+def jaeger(args):
+    if args and args[0] in ("version", "--version"):
+        version_banner()
+    config_path = flag(args, "--config", "--config.file")
+    config = load_yaml(config_path[5:] if config_path and config_path.startswith("file:") else config_path)
+    service = config.get("service") or {}
+    for pipeline, spec in (service.get("pipelines") or {}).items():
+        for kind in ("receivers", "processors", "exporters"):
+            for ref in (spec or {}).get(kind, []) or []:
+                if ref not in (config.get(kind) or {}):
+                    fail(f"service::pipelines::{pipeline}: references {kind[:-1]} {ref!r} which is not configured")
+    for ref in service.get("extensions") or []:
+        if ref not in (config.get("extensions") or {}):
+            fail(f"service::extensions: references extension {ref!r} which is not configured")
+    if args and args[0] == "validate":
+        sys.exit(0)
+    ext = config.get("extensions") or {}
+    health = (ext.get("healthcheckv2") or ext.get("health_check") or {})
+    endpoint = (health.get("http") or {}).get("endpoint") or health.get("endpoint") or "localhost:13133"
+    host, port = split_endpoint(endpoint, 13133)
+    bindings = [(host, port, {"/status": (200, "application/json", '{"status":"StatusOK"}\n'),
+                              "/": (200, "application/json", '{"status":"Server available"}\n')})]
+    query = ((ext.get("jaeger_query") or {}).get("http") or {}).get("endpoint")
+    if query:
+        qhost, qport = split_endpoint(query, 16686)
+        bindings.append((qhost, qport, {"/": (200, "text/html", "<html>Jaeger stand-in: no UI, no API</html>\n")}))
+    serve(bindings)
+
+
+def grafana(args):
+    if not args or args[0] in ("-v", "--version", "-version"):
+        version_banner()
+    if args[0] != "server":
+        fail(f"'{args[0]}' is not available in the stand-in")
+    home = flag(args, "--homepath", "-homepath")
+    if not home or not os.path.isfile(os.path.join(home, "conf", "defaults.ini")):
+        fail(f"homepath {home!r} has no conf/defaults.ini")
+    path = flag(args, "--config", "-config")
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except (OSError, TypeError, configparser.Error) as exc:
+        fail(f"cannot load config {path}: {exc}")
+    host = parser.get("server", "http_addr", fallback="") or "0.0.0.0"
+    port = int(parser.get("server", "http_port", fallback="3000") or 3000)
+    body = json.dumps({"database": "ok", "version": VERSIONS["grafana"] + "-standin", "commit": "stand-in"})
+    serve([(host, port, {"/api/health": (200, "application/json", body + "\n")})])
+
+
+def main():
+    args = sys.argv[1:]
+    if NAME in ("loki", "promtail"):
+        loki_like(args, 3100 if NAME == "loki" else 9080)
+    elif NAME == "jaeger":
+        jaeger(args)
+    elif NAME == "grafana":
+        grafana(args)
+    else:
+        fail(f"unknown stand-in name {NAME}")
+
+
+if __name__ == "__main__":
+    main()
