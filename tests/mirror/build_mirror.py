@@ -13,6 +13,8 @@ The mirror is rebuilt only when this recipe changes (a stamp file holds its hash
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gzip
 import hashlib
 import io
 import json
@@ -102,6 +104,14 @@ def add_file(tar, name, data=None, path=None, mode=0o644):
     tar.addfile(info, io.BytesIO(data))
 
 
+@contextlib.contextmanager
+def targz(path):
+    """A tar.gz with no timestamp in its gzip header, so rebuilding gives the same bytes."""
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed, \
+            tarfile.open(fileobj=packed, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        yield tar
+
+
 def add_dir(tar, name):
     info = tarfile.TarInfo(name)
     info.type = tarfile.DIRTYPE
@@ -140,7 +150,7 @@ def build_prom_family(out, cache, arch, manifest):
                 for pkg in packages:
                     deb = fetch(f"{DEBIAN}/{index[pkg]['Filename']}", os.path.join(cache, os.path.basename(index[pkg]["Filename"])))
                     subprocess.run(["dpkg-deb", "-x", deb, tmp], check=True)
-                with tarfile.open(archive + ".part", "w:gz") as tar:
+                with targz(archive + ".part") as tar:
                     add_dir(tar, top)
                     for member, (pkg, path) in members.items():
                         add_file(tar, f"{top}/{member}", path=os.path.join(tmp, path), mode=0o755)
@@ -188,7 +198,7 @@ def build_standins(out, arch, manifest):
     release = os.path.join(out, GH, "jaegertracing/jaeger/releases/download", f"v{version}")
     os.makedirs(release, exist_ok=True)
     top = f"jaeger-{version}-linux-{arch}"
-    with tarfile.open(os.path.join(release, f"{top}.tar.gz"), "w:gz") as tar:
+    with targz(os.path.join(release, f"{top}.tar.gz")) as tar:
         add_dir(tar, top)
         add_file(tar, f"{top}/jaeger", data=script, mode=0o755)
     with open(os.path.join(release, f"jaeger-{version}.sha256sum.txt"), "w", encoding="utf-8") as handle:
@@ -200,7 +210,7 @@ def build_standins(out, arch, manifest):
     os.makedirs(release, exist_ok=True)
     name = f"grafana_{version}_{GRAFANA_BUILD_ID}_linux_{arch}.tar.gz"
     top = f"grafana-{version}"
-    with tarfile.open(os.path.join(release, name), "w:gz") as tar:
+    with targz(os.path.join(release, name)) as tar:
         for directory in ("", "/bin", "/conf", "/public", "/data", "/data/plugins-bundled"):
             add_dir(tar, top + directory)
         add_file(tar, f"{top}/bin/grafana", data=script, mode=0o755)

@@ -26,6 +26,10 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.urls import open_url
 from ansible.plugins.action import ActionBase
 
+OFFLINE_HINT = (
+    "Without internet access, set stack_artifact_mirror to an internal mirror laid out as "
+    "<mirror>/<host>/<path>, or pre-stage the files (scripts/stage-artifacts) and set "
+    "stack_artifact_dir for a fully offline install.")
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -98,10 +102,7 @@ def fetch(source, dest, timeout=60, attempts=3):
             time.sleep(min(2 ** attempt, 5))
     if os.path.exists(part):
         os.unlink(part)
-    raise ArtifactError(
-        f"cannot download {source}: {last}. Without internet access, point stack_artifact_mirror at an "
-        "internal mirror laid out as <mirror>/<host>/<path>, or pre-stage the files and set "
-        "stack_artifact_dir (fully offline); scripts/stage-artifacts lists what to fetch.")
+    raise ArtifactError(f"cannot download {source}: {last}. {OFFLINE_HINT}")
 
 
 def read_source(source, timeout=60):
@@ -113,7 +114,7 @@ def read_source(source, timeout=60):
     try:
         return open_url(source, timeout=timeout, follow_redirects="all").read().decode("utf-8")
     except Exception as exc:
-        raise ArtifactError(f"cannot download checksum list {source}: {exc}") from exc
+        raise ArtifactError(f"cannot download checksum list {source}: {exc}. {OFFLINE_HINT}") from exc
 
 
 def ensure_cached(spec, arch, cache_dir, mirror=None, staged_dir=None):

@@ -54,11 +54,48 @@ def show(unit):
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def running_exe(pid):
+def symlink_mtimes(path):
+    """Modification times of every symlink met while resolving path."""
+    times, pending = [], os.path.abspath(path)
+    for _ in range(40):
+        parts, current = pending.strip("/").split("/"), "/"
+        for index, part in enumerate(parts):
+            candidate = os.path.join(current, part)
+            if os.path.islink(candidate):
+                times.append(os.lstat(candidate).st_mtime)
+                target = os.readlink(candidate)
+                base = target if os.path.isabs(target) else os.path.join(current, target)
+                pending = os.path.normpath(os.path.join(base, *parts[index + 1:]))
+                break
+            current = candidate
+        else:
+            break
+    return times
+
+
+def process_start(pid):
+    with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+        ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/stat", encoding="utf-8") as handle:
+        boot = next(int(line.split()[1]) for line in handle if line.startswith("btime "))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def binary_replaced(pid, binary):
+    """Is the running process executing something other than what binary now points at?
+
+    Reads /proc/<pid>/exe; where that is denied (no CAP_SYS_PTRACE, as in unprivileged
+    containers) it asks whether a link on the way to the binary changed after the process
+    started (with a margin for the second-granular boot time)."""
     try:
-        return os.readlink(f"/proc/{pid}/exe")
+        return os.readlink(f"/proc/{pid}/exe") != os.path.realpath(binary)
     except OSError:
-        return None
+        pass
+    try:
+        started = process_start(pid)
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    return any(mtime > started + 1.5 for mtime in symlink_mtimes(binary))
 
 
 def probe(url, port, username, password):
@@ -67,9 +104,12 @@ def probe(url, port, username, password):
         if username:
             token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
-        context = ssl._create_unverified_context() if url.startswith("https") else None
+        # the service is on this host: never through a proxy, and its certificate may be self-signed
+        handlers = [urllib.request.ProxyHandler({})]
+        if url.startswith("https"):
+            handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
         try:
-            with urllib.request.urlopen(request, timeout=3, context=context) as response:
+            with urllib.request.build_opener(*handlers).open(request, timeout=3) as response:
                 response.read()
                 return 200 <= response.status < 300, f"HTTP {response.status}"
         except urllib.error.HTTPError as exc:
@@ -143,8 +183,8 @@ def main():
         else:
             unit_changed = False
         active = state.get("ActiveState") in ("active", "reloading")
-        exe = running_exe(state.get("MainPID", "0")) if active else None
-        binary_changed = bool(active and p["binary"] and exe and exe != os.path.realpath(p["binary"]))
+        binary_changed = bool(active and p["binary"] and int(state.get("MainPID") or 0)
+                              and binary_replaced(state["MainPID"], p["binary"]))
         if p["enabled"] and state.get("UnitFileState") != "enabled":
             result["actions"].append("enable")
         if not active:
