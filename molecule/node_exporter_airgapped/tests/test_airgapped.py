@@ -16,7 +16,7 @@ def test_installed_from_the_staged_directory(host):
 
 def test_serves_metrics(host):
     assert host.service("node_exporter").is_running
-    out = host.run("curl -fsS --noproxy "*" --max-time 10 http://127.0.0.1:9100/metrics")
+    out = host.run("curl -fsS --noproxy '*' --max-time 10 http://127.0.0.1:9100/metrics")
     assert out.rc == 0 and "node_cpu_seconds_total" in out.stdout
 
 

@@ -28,7 +28,7 @@ class ActionModule(ActionBase):
         except Exception:
             source = os.path.join(SHARED_TEMPLATES, name)
             if not os.path.isfile(source):
-                raise AnsibleActionFail(f"template {name} not found in the role or in stack_common")
+                raise AnsibleActionFail(f"template {name} not found in the role or in stack")
         searchpath = [os.path.dirname(source), SHARED_TEMPLATES] + list(task_vars.get("ansible_search_path", []))
         variables = dict(task_vars)
         variables.update(extra_vars or {})

@@ -1,0 +1,39 @@
+"""Load the roles' plugins and modules as plain Python modules for unit tests."""
+import importlib.util
+import pathlib
+
+import pytest
+
+COMMON = pathlib.Path(__file__).resolve().parents[2] / "roles" / "stack"
+
+
+def load(relpath: str, name: str):
+    spec = importlib.util.spec_from_file_location(name, COMMON / relpath)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def artifacts():
+    return load("action_plugins/stack_install.py", "stack_install_action")
+
+
+@pytest.fixture(scope="session")
+def installer():
+    return load("library/stack_install.py", "stack_install_module")
+
+
+@pytest.fixture(scope="session")
+def config_writer():
+    return load("library/stack_config.py", "stack_config_module")
+
+
+@pytest.fixture(scope="session")
+def service():
+    return load("library/stack_service.py", "stack_service_module")
+
+
+@pytest.fixture(scope="session")
+def filters():
+    return load("filter_plugins/stack.py", "stack_filters")

@@ -1,0 +1,43 @@
+"""Shared filters: unit quoting, flags, stable bcrypt hashes, local URLs."""
+import bcrypt
+import pytest
+
+
+def test_bcrypt_hash_is_stable_and_verifies(filters):
+    first = filters.bcrypt_hash("s3cret#;pass", "host1:prometheus")
+    assert first == filters.bcrypt_hash("s3cret#;pass", "host1:prometheus")
+    assert first != filters.bcrypt_hash("s3cret#;pass", "host2:prometheus")
+    assert bcrypt.checkpw(b"s3cret#;pass", first.encode())
+    assert not bcrypt.checkpw(b"other", first.encode())
+
+
+def test_web_config_holds_hashes_only(filters):
+    config = filters.web_config({"tls_cert_file": "/c", "tls_key_file": "/k", "basic_auth_users": {"u": "pw"}}, "h")
+    assert config["tls_server_config"] == {"cert_file": "/c", "key_file": "/k"}
+    assert config["basic_auth_users"]["u"].startswith("$2b$") and "pw" not in str(config)
+    assert filters.web_config({"tls_cert_file": "", "basic_auth_users": {}}, "h") == {}
+
+
+def test_flags(filters):
+    assert filters.flags({"a": 1, "b": True, "c": False, "d": [1, 2], "e": None}) == ["--a=1", "--b", "--d=1", "--d=2", "--e"]
+
+
+@pytest.mark.parametrize("arg, quoted", [
+    ("--web.listen-address=0.0.0.0:9100", "--web.listen-address=0.0.0.0:9100"),
+    ("--collector.filesystem.mount-points-exclude=^/(dev|proc)($|/)",
+     '"--collector.filesystem.mount-points-exclude=^/(dev|proc)($$|/)"'),
+    ("100%", "100%%"),
+    ('say "hi"', '"say \\"hi\\""'),
+])
+def test_systemd_quote(filters, arg, quoted):
+    assert filters.systemd_quote(arg) == quoted
+
+
+@pytest.mark.parametrize("listen, url", [
+    ("0.0.0.0:9100", "http://127.0.0.1:9100/metrics"),
+    (":9100", "http://127.0.0.1:9100/metrics"),
+    ("10.0.0.5:9100", "http://10.0.0.5:9100/metrics"),
+    ("[::1]:9100", "http://[::1]:9100/metrics"),
+])
+def test_local_url(filters, listen, url):
+    assert filters.local_url(listen, "http", "/metrics") == url

@@ -1,0 +1,105 @@
+"""Host-side modules: unpacking, config staging/validation, restart detection."""
+import io
+import os
+import tarfile
+import time
+import zipfile
+
+
+def tar_with(path, members):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_unpack_strips_top_dir_and_refuses_escapes(installer, tmp_path):
+    archive = tmp_path / "a.tar.gz"
+    tar_with(archive, {"top/bin": b"x", "top/../../evil": b"x", "/abs": b"x", "other/skip": b"x"})
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    installer.unpack(str(archive), "tar.gz", "top", {}, str(dest))
+    assert sorted(os.listdir(dest)) == ["bin"]
+    assert not (tmp_path / "evil").exists()
+
+
+def test_unpack_zip_renames_flat_member(installer, tmp_path):
+    archive = tmp_path / "loki.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        info = zipfile.ZipInfo("loki-linux-amd64")
+        info.external_attr = 0o755 << 16
+        zf.writestr(info, b"#!/bin/sh\n")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    installer.unpack(str(archive), "zip", "", {"loki-linux-amd64": "loki"}, str(dest))
+    assert os.access(dest / "loki", os.X_OK)
+
+
+def test_release_counts_as_installed_only_with_matching_marker(installer, tmp_path):
+    release = tmp_path / "1.0-linux-amd64"
+    release.mkdir()
+    (release / "bin").write_text("x")
+    assert not installer.release_installed(str(release), None, {"bin": "bin"})
+    (release / installer.MARKER).write_text('{"sha256": "aa"}')
+    assert installer.release_installed(str(release), None, {"bin": "bin"})
+    assert installer.release_installed(str(release), "aa", {"bin": "bin"})
+    assert not installer.release_installed(str(release), "bb", {"bin": "bin"})
+    assert not installer.release_installed(str(release), "aa", {"bin": "bin", "tool": "tool"})
+
+
+def files(root, **contents):
+    return [{"dest": str(root / name), "content": text, "owner": "root", "group": "root", "mode": "0644"}
+            for name, text in contents.items()]
+
+
+def test_rejected_config_leaves_live_files_untouched(config_writer, tmp_path):
+    root = tmp_path / "etc"
+    root.mkdir()
+    (root / "main.conf").write_text("good\n")
+    (root / "stale.rules").write_text("old\n")
+    writes, removals = config_writer.plan(files(root, **{"main.conf": "bad\n"}), {}, [str(root)])
+    assert [w["dest"] for w in writes] == [str(root / "main.conf")] and removals == [str(root / "stale.rules")]
+    rc, output = config_writer.validate(str(root), "sh -c 'grep -q good {root}/main.conf || { echo rejected: {root}; exit 1; }'",
+                                        writes, removals)
+    assert rc == 1 and output == f"rejected: {root}", "validator output names the live path, not the staging copy"
+    assert (root / "main.conf").read_text() == "good\n" and (root / "stale.rules").exists()
+    assert not any(p.name.endswith(".staging") for p in tmp_path.iterdir())
+
+
+def test_validator_sees_the_whole_new_tree(config_writer, tmp_path):
+    root = tmp_path / "etc"
+    (root / "rules").mkdir(parents=True)
+    (root / "rules" / "gone.yml").write_text("x")
+    writes, removals = config_writer.plan(files(root, **{"main.conf": "good\n", "rules/new.yml": "y"}), {},
+                                          [str(root / "rules")])
+    rc, output = config_writer.validate(str(root), "sh -c 'ls {root}/rules'", writes, removals)
+    assert rc == 0 and output == "new.yml"
+
+
+def test_unchanged_files_plan_nothing(config_writer, tmp_path):
+    spec = files(tmp_path, **{"a.conf": "same\n"})
+    (tmp_path / "a.conf").write_text("same\n")
+    os.chmod(tmp_path / "a.conf", 0o644)
+    assert config_writer.plan(spec, {}, []) == ([], [])
+
+
+def test_link_changed_after_start_means_binary_replaced(service, tmp_path):
+    release = tmp_path / "1.0"
+    release.mkdir()
+    (release / "tool").write_text("x")
+    (tmp_path / "current").symlink_to("1.0")
+    link = tmp_path / "tool"
+    link.symlink_to(tmp_path / "current" / "tool")
+    times = service.symlink_mtimes(str(link))
+    assert len(times) == 2
+    pid = os.getpid()
+    started = service.process_start(pid)
+    assert abs(started - time.time()) < 10 ** 6
+    assert service.binary_replaced(pid, str(link)) in (True, False)
+
+
+def test_readiness_probe_reports_refused_port(service):
+    ok, detail = service.probe("http://127.0.0.1:9/", None, None, None)
+    assert not ok and detail
