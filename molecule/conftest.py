@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 
-import pytest
 import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner
 
@@ -53,8 +52,3 @@ def unit_pid(host, unit: str) -> int:
 def exposure(host, unit: str) -> float:
     out = host.run(f"systemd-analyze security {unit} --no-pager").stdout
     return float(out.strip().splitlines()[-1].split("level for")[1].split(":")[1].split()[0])
-
-
-@pytest.fixture(scope="session")
-def mirror_dir():
-    return os.environ.get("MONSTACK_MIRROR_DIR", "")

@@ -18,13 +18,24 @@ activate() {
   export ANSIBLE_HOME=$STATE/ansible ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 NO_COLOR=1
 }
 
-# Serve the artifact mirror on loopback for the duration of the calling script.
+mirror_answers() { curl -fsS --noproxy '*' -o /dev/null "$MONSTACK_MIRROR_URL/manifest.json" 2>/dev/null; }
+
+# Serve the artifact mirror on loopback unless something already answers there.
+#   start_mirror            for the life of the calling script (stop_mirror ends it)
+#   start_mirror PIDFILE    detached, outliving the caller; its pid goes to PIDFILE
 start_mirror() {
-  if curl -fsS -o /dev/null "$MONSTACK_MIRROR_URL/manifest.json" 2>/dev/null; then return; fi
-  python3 -m http.server "$MIRROR_PORT" --bind 127.0.0.1 --directory "$MIRROR_DIR" >"$STATE/mirror-http.log" 2>&1 &
-  MIRROR_PID=$!
+  mirror_answers && return
+  [[ -f $MIRROR_DIR/manifest.json ]] || die "no artifact mirror in $MIRROR_DIR: run scripts/setup first"
+  if [[ -n ${1:-} ]]; then
+    setsid nohup python3 -m http.server "$MIRROR_PORT" --bind 127.0.0.1 --directory "$MIRROR_DIR" \
+      >"$STATE/mirror-http.log" 2>&1 </dev/null &
+    echo $! >"$1"
+  else
+    python3 -m http.server "$MIRROR_PORT" --bind 127.0.0.1 --directory "$MIRROR_DIR" >"$STATE/mirror-http.log" 2>&1 &
+    MIRROR_PID=$!
+  fi
   for _ in $(seq 50); do
-    curl -fsS -o /dev/null "$MONSTACK_MIRROR_URL/manifest.json" 2>/dev/null && return
+    mirror_answers && { echo "mirror: serving $MIRROR_DIR at $MONSTACK_MIRROR_URL"; return; }
     sleep 0.1
   done
   die "the artifact mirror did not start (see $STATE/mirror-http.log)"

@@ -47,7 +47,7 @@ PROM_FAMILY = [
      {"redis_exporter": ("prometheus-redis-exporter", "usr/bin/prometheus-redis-exporter")}),
 ]
 SUITES = ["sid", "trixie"]
-# stand-ins: component -> (version, extra url vars)
+# stand-ins: component -> version (the pinned default, so the lab installs them unchanged)
 STANDINS = {"grafana": "13.2.3", "loki": "3.7.6", "promtail": "3.6.11", "jaeger": "2.20.0"}
 GRAFANA_BUILD_ID = "36482603486"
 

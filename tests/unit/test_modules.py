@@ -1,6 +1,8 @@
 """Host-side modules: unpacking, config staging/validation, restart detection."""
 import io
 import os
+import shutil
+import subprocess
 import tarfile
 import time
 import zipfile
@@ -85,19 +87,53 @@ def test_unchanged_files_plan_nothing(config_writer, tmp_path):
     assert config_writer.plan(spec, {}, []) == ([], [])
 
 
-def test_link_changed_after_start_means_binary_replaced(service, tmp_path):
+def test_binary_replaced_reads_the_running_executable(service, tmp_path):
+    sleep = shutil.which("sleep")
+    proc = subprocess.Popen([sleep, "30"])
+    try:
+        link = tmp_path / "sleep"
+        link.symlink_to(os.path.realpath(sleep))
+        assert not service.binary_replaced(proc.pid, str(link))
+        other = tmp_path / "other"
+        other.write_text("x")
+        link.unlink()
+        link.symlink_to(other)
+        assert service.binary_replaced(proc.pid, str(link))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_binary_replaced_falls_back_to_link_times_without_ptrace(service, tmp_path, monkeypatch):
+    """Where /proc/<pid>/exe is unreadable, a link on the way to the binary that changed
+    after the process started means a new release."""
     release = tmp_path / "1.0"
     release.mkdir()
     (release / "tool").write_text("x")
     (tmp_path / "current").symlink_to("1.0")
     link = tmp_path / "tool"
     link.symlink_to(tmp_path / "current" / "tool")
-    times = service.symlink_mtimes(str(link))
-    assert len(times) == 2
-    pid = os.getpid()
-    started = service.process_start(pid)
-    assert abs(started - time.time()) < 10 ** 6
-    assert service.binary_replaced(pid, str(link)) in (True, False)
+    assert len(service.symlink_mtimes(str(link))) == 2
+    real_readlink = os.readlink
+
+    def denied(path, *args, **kwargs):
+        if str(path).startswith("/proc/"):
+            raise PermissionError(path)
+        return real_readlink(path, *args, **kwargs)
+    monkeypatch.setattr(service.os, "readlink", denied)
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        assert abs(service.process_start(proc.pid) - time.time()) < 5
+        past = time.time() - 3600
+        for path in (link, tmp_path / "current"):
+            os.utime(path, (past, past), follow_symlinks=False)
+        assert not service.binary_replaced(proc.pid, str(link))
+        future = time.time() + 60
+        os.utime(tmp_path / "current", (future, future), follow_symlinks=False)
+        assert service.binary_replaced(proc.pid, str(link))
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_readiness_probe_reports_refused_port(service):

@@ -155,45 +155,41 @@ def _safe_member(name, strip):
     return name
 
 
-def unpack(archive, fmt, strip, rename, dest):
-    """Unpack into dest, stripping the top directory and renaming members.
-    Members that would land outside dest are refused."""
+def _members(archive, fmt):
+    """Yield (name, kind, open, mode, linkname) for each dir, file or symlink of a zip or tar.gz."""
     if fmt == "zip":
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
-                rel = _safe_member(info.filename, strip)
-                if rel is None:
-                    continue
-                rel = rename.get(rel, rel)
-                target = os.path.join(dest, rel)
-                if info.is_dir():
-                    os.makedirs(target, exist_ok=True)
-                    continue
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out)
-                perms = (info.external_attr >> 16) & 0o777
-                os.chmod(target, perms or 0o755)
+                yield (info.filename, "dir" if info.is_dir() else "file", lambda i=info: zf.open(i),
+                       ((info.external_attr >> 16) & 0o777) or 0o755, None)
         return
     with tarfile.open(archive, "r:*") as tf:
         for member in tf.getmembers():
-            rel = _safe_member(member.name, strip)
-            if rel is None or not (member.isfile() or member.isdir() or member.issym()):
-                continue
-            rel = rename.get(rel, rel)
-            target = os.path.join(dest, rel)
-            if member.isdir():
-                os.makedirs(target, exist_ok=True)
-                continue
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            if member.issym():
-                if os.path.isabs(member.linkname) or ".." in member.linkname.split("/"):
-                    continue
-                os.symlink(member.linkname, target)
-                continue
-            with tf.extractfile(member) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
-            os.chmod(target, member.mode & 0o755 or 0o644)
+            kind = "dir" if member.isdir() else "file" if member.isfile() else "link" if member.issym() else None
+            if kind:
+                yield (member.name, kind, lambda m=member: tf.extractfile(m),
+                       (member.mode & 0o755) or 0o644, member.linkname)
+
+
+def unpack(archive, fmt, strip, rename, dest):
+    """Unpack into dest, stripping the top directory and renaming members.
+    Members and links that would land outside dest are refused."""
+    for name, kind, opener, mode, linkname in _members(archive, fmt):
+        rel = _safe_member(name, strip)
+        if rel is None:
+            continue
+        target = os.path.join(dest, rename.get(rel, rel))
+        if kind == "dir":
+            os.makedirs(target, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if kind == "link":
+            if not os.path.isabs(linkname) and ".." not in linkname.split("/"):
+                os.symlink(linkname, target)
+            continue
+        with opener() as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out)
+        os.chmod(target, mode)
 
 
 def point_link(link, target):

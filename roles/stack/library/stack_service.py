@@ -203,19 +203,19 @@ def main():
             systemctl("daemon-reload")
         if "enable" in result["actions"]:
             systemctl("enable", unit)
-        restarts_before = int(show(unit).get("NRestarts") or 0)
-        for action in ("start", "restart", "reload"):
-            if action in result["actions"]:
-                proc = systemctl(action, unit, check=False)
-                if proc.returncode != 0:
-                    module.fail_json(msg=f"{unit}: systemctl {action} failed: {proc.stderr.strip()}\n"
-                                         f"last journal lines:\n{journal(unit, p['journal_lines'])}", **result)
-                restarts_before = int(show(unit).get("NRestarts") or 0)
-                ok, detail = wait_ready(p, unit, restarts_before)
-                result["ready"] = detail
-                if not ok:
-                    module.fail_json(msg=f"{unit} is not ready after {action}: {detail}\n"
-                                         f"last journal lines:\n{journal(unit, p['journal_lines'])}", **result)
+        # at most one of these was chosen above
+        action = next((a for a in ("start", "restart", "reload") if a in result["actions"]), None)
+        if action:
+            proc = systemctl(action, unit, check=False)
+            if proc.returncode != 0:
+                module.fail_json(msg=f"{unit}: systemctl {action} failed: {proc.stderr.strip()}\n"
+                                     f"last journal lines:\n{journal(unit, p['journal_lines'])}", **result)
+            # counted after a manual start, which resets it: later increments are crash restarts
+            ok, detail = wait_ready(p, unit, int(show(unit).get("NRestarts") or 0))
+            result["ready"] = detail
+            if not ok:
+                module.fail_json(msg=f"{unit} is not ready after {action}: {detail}\n"
+                                     f"last journal lines:\n{journal(unit, p['journal_lines'])}", **result)
     except RuntimeError as exc:
         module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)
