@@ -19,7 +19,8 @@ def test_web_config_holds_hashes_only(filters):
 
 
 def test_flags(filters):
-    assert filters.flags({"a": 1, "b": True, "c": False, "d": [1, 2], "e": None}) == ["--a=1", "--b", "--d=1", "--d=2", "--e"]
+    assert filters.flags({"a": 1, "b": True, "c": False, "d": [1, 2], "e": None, "f": ""}) == [
+        "--a=1", "--b", "--d=1", "--d=2", "--e", "--f="]
 
 
 @pytest.mark.parametrize("arg, quoted", [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 
 from ansible.errors import AnsibleFilterError
@@ -69,14 +70,14 @@ def web_config(settings, seed):
 
 def flags(options, prefix="--"):
     """{name: value} -> ["--name=value"]; True or None gives a bare flag, False drops it,
-    a list repeats the flag."""
+    "" gives "--name=" (an explicitly empty value), a list repeats the flag."""
     out = []
     for name, value in (options or {}).items():
         values = value if isinstance(value, (list, tuple)) else [value]
         for item in values:
             if item is False:
                 continue
-            out.append(f"{prefix}{name}" if item is True or item is None or item == "" else f"{prefix}{name}={item}")
+            out.append(f"{prefix}{name}" if item is True or item is None else f"{prefix}{name}={item}")
     return out
 
 
@@ -91,6 +92,274 @@ def local_url(listen, scheme="http", path="/"):
     return f"{scheme}://{host}:{port}{path}"
 
 
+def merge(base, override):
+    """Deep merge of override into base: dicts merge key by key, anything else replaces."""
+    if not isinstance(base, dict) or not isinstance(override, dict):
+        return override
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merge(base[key], value) if key in base else value
+    return out
+
+
+def alert_rules(files, disabled=(), overrides=None):
+    """Rule files {name: {groups: [...]}} with the named alerts/records dropped or deep-merged
+    with overrides {name: {for: 10m, labels: {...}}}; groups left empty are removed."""
+    disabled, overrides = set(disabled or ()), overrides or {}
+    out = {}
+    for filename, doc in (files or {}).items():
+        groups = []
+        for group in (doc or {}).get("groups") or []:
+            rules = []
+            for rule in group.get("rules") or []:
+                name = rule.get("alert") or rule.get("record")
+                if name in disabled:
+                    continue
+                rules.append(merge(rule, overrides[name]) if name in overrides else rule)
+            if rules:
+                groups.append(dict(group, rules=rules))
+        if groups:
+            out[filename] = {"groups": groups}
+    return out
+
+
+def host_address(name, hostvars):
+    """How other hosts reach inventory host `name`: stack_address, else ansible_host, else its name."""
+    hv = hostvars[name]
+    for key in ("stack_address", "ansible_host"):
+        value = hv.get(key) if hasattr(hv, "get") else None
+        if value:
+            return str(value)
+    return str(name)
+
+
+def _lookup(hostvars, name, key, default=None):
+    if not key:
+        return default
+    hv = hostvars[name]
+    value = hv.get(key) if hasattr(hv, "get") else None
+    return default if value in (None, "") else value
+
+
+def probe_check(item, base_url, module_param=None, metric="up"):
+    """stack_service check for one target an exporter probes (multi-target endpoint)."""
+    from urllib.parse import urlencode  # pylint: disable=import-outside-toplevel
+
+    params = {"target": item["target"]}
+    if module_param:
+        params[module_param] = item["name"]
+    return {"name": f"{item['name']} ({item['target']})", "url": f"{base_url}?{urlencode(params)}", "metric": metric}
+
+
+def scrape_targets(jobs, groups, hostvars, app_var="stack_app_metrics"):
+    """file_sd content per job, derived from the inventory.
+
+    jobs: {job: {groups: [first existing group wins], port, listen_var, path, path_var, tls_var,
+                 probes_var, probe_path, probe_module_param}}
+    Each host of the job's group becomes one target at its address and the port of its listen
+    address (host vars win over the job's defaults); a listen address bound to one IP is used as is.
+    Entries [{name, target}] in the host's probes_var become extra targets scraped through the
+    exporter's multi-target endpoint, labelled instance=<target>.
+    Hosts may also declare application endpoints in `app_var`:
+    [{name, port, path, scheme, labels}] -> one job per name."""
+    out = {}
+    for job, spec in sorted((jobs or {}).items()):
+        if not spec:
+            continue
+        members = next((groups[g] for g in spec.get("groups") or [] if g in groups), [])
+        entries = []
+        for name in members:
+            listen = str(_lookup(hostvars, name, spec.get("listen_var"), f":{spec.get('port')}"))
+            host, _, port = listen.rpartition(":")
+            host = host.strip("[]")
+            if host in ("", "0.0.0.0", "::"):
+                host = host_address(name, hostvars)
+            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            labels = {}
+            path = _lookup(hostvars, name, spec.get("path_var"), spec.get("path") or "/metrics")
+            if path != "/metrics":
+                labels["__metrics_path__"] = path
+            if spec.get("tls_var") and _lookup(hostvars, name, spec["tls_var"]):
+                labels["__scheme__"] = "https"
+            if _lookup(hostvars, name, spec.get("local_var"), True) not in (False, "false", "False"):
+                entries.append({"targets": [address], "labels": labels} if labels else {"targets": [address]})
+            for probe in _lookup(hostvars, name, spec.get("probes_var"), []) or []:
+                plabels = {k: v for k, v in labels.items() if k == "__scheme__"}
+                plabels.update({"__metrics_path__": spec.get("probe_path", "/probe"),
+                                "__param_target": str(probe["target"]), "instance": str(probe["target"])})
+                if spec.get("probe_module_param"):
+                    plabels["__param_" + spec["probe_module_param"]] = str(probe["name"])
+                entries.append({"targets": [address], "labels": plabels})
+        out[job] = entries
+    for name in sorted(groups.get("all", [])):
+        for app in _lookup(hostvars, name, app_var, []) or []:
+            if not isinstance(app, dict) or not app.get("name") or not app.get("port"):
+                raise AnsibleFilterError(f"{name}: every {app_var} entry needs name and port, got {app!r}")
+            job = str(app["name"])
+            if job in (jobs or {}):
+                raise AnsibleFilterError(f"{name}: {app_var} entry {job!r} reuses the name of an inventory job")
+            host = str(app.get("address") or host_address(name, hostvars))
+            address = f"[{host}]:{app['port']}" if ":" in host else f"{host}:{app['port']}"
+            labels = {str(k): str(v) for k, v in (app.get("labels") or {}).items()}
+            if app.get("path", "/metrics") != "/metrics":
+                labels["__metrics_path__"] = app["path"]
+            if app.get("scheme", "http") != "http":
+                labels["__scheme__"] = app["scheme"]
+            out.setdefault(job, []).append({"targets": [address], "labels": labels} if labels else {"targets": [address]})
+    return out
+
+
+def expand_globs(patterns):
+    """Controller files matching any of the glob patterns (missing directories match nothing)."""
+    import glob  # pylint: disable=import-outside-toplevel
+
+    found = set()
+    for pattern in patterns or []:
+        if pattern:
+            found.update(p for p in glob.glob(os.path.expanduser(str(pattern))) if os.path.isfile(p))
+    return sorted(found)
+
+
+def files_by_stem(paths, prefix="", parse=False):
+    """Controller files -> {prefix + stem: text (or parsed YAML)}; rule and dashboard files."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    out = {}
+    for path in sorted(paths or []):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        if parse:
+            try:
+                text = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise AnsibleFilterError(f"{path} is not valid YAML: {exc}") from exc
+        out[prefix + stem] = text
+    return out
+
+
+def file_entries(mapping, directory, suffix="", group="root", mode="0640", secret=False):
+    """{name: text or data} -> stack_config file entries <directory>/<name><suffix>; data is
+    written as YAML."""
+    from ansible.plugins.filter.core import to_nice_yaml  # pylint: disable=import-outside-toplevel
+
+    out = []
+    for name, content in sorted((mapping or {}).items()):
+        if not isinstance(content, str):
+            content = to_nice_yaml(content, indent=2, width=1000)
+        entry = {"dest": f"{directory}/{name}{suffix}", "content": content, "group": group, "mode": mode}
+        if secret:
+            entry["secret"] = True
+        out.append(entry)
+    return out
+
+
+# Alertmanager settings that hold secrets, and their *_file twins.
+AM_GLOBAL_SECRETS = {"smtp_auth_password": "smtp_auth_password_file", "slack_api_url": "slack_api_url_file",
+                     "opsgenie_api_key": "opsgenie_api_key_file", "telegram_bot_token": "telegram_bot_token_file"}
+AM_RECEIVER_SECRETS = {
+    "slack_configs": {"api_url": "api_url_file"},
+    "pagerduty_configs": {"routing_key": "routing_key_file", "service_key": "service_key_file"},
+    "email_configs": {"auth_password": "auth_password_file"},
+    "opsgenie_configs": {"api_key": "api_key_file"},
+    "telegram_configs": {"bot_token": "bot_token_file"},
+    "discord_configs": {"webhook_url": "webhook_url_file"},
+    "msteams_configs": {"webhook_url": "webhook_url_file"},
+    "msteamsv2_configs": {"webhook_url": "webhook_url_file"},
+}
+AM_HTTP_SECRETS = (("basic_auth", "password", "password_file"), ("authorization", "credentials", "credentials_file"))
+
+
+def alertmanager_secrets(config, directory):
+    """Move inline secrets of an Alertmanager config into files: returns {config, files}
+    where each secret value became a *_file setting pointing at <directory>/<name> and
+    files maps <name> to the secret. The config written to disk then holds no secret."""
+    import copy  # pylint: disable=import-outside-toplevel
+
+    config = copy.deepcopy(dict(config or {}))
+    files = {}
+
+    def move(holder, key, file_key, name):
+        if holder.get(key) not in (None, ""):
+            files[name] = str(holder.pop(key))
+            holder[file_key] = f"{directory}/{name}"
+
+    glob = config.get("global") or {}
+    for key, file_key in AM_GLOBAL_SECRETS.items():
+        move(glob, key, file_key, f"global-{key}")
+    for receiver in config.get("receivers") or []:
+        rname = re.sub(r"[^A-Za-z0-9_.-]", "_", str(receiver.get("name", "receiver")))
+        for kind, values in receiver.items():
+            if not kind.endswith("_configs") or not isinstance(values, list):
+                continue
+            short = kind[: -len("_configs")]
+            for index, item in enumerate(values):
+                if not isinstance(item, dict):
+                    continue
+                for key, file_key in AM_RECEIVER_SECRETS.get(kind, {}).items():
+                    move(item, key, file_key, f"{rname}-{short}-{index}-{key}")
+                http = item.get("http_config") or {}
+                for section, key, file_key in AM_HTTP_SECRETS:
+                    if isinstance(http.get(section), dict):
+                        move(http[section], key, file_key, f"{rname}-{short}-{index}-{section}")
+    return {"config": config, "files": files}
+
+
+def alertmanager_problems(config, secret_files, directory):
+    """What would make Alertmanager refuse a receiver or silently drop its notifications."""
+    problems = []
+    glob = config.get("global") or {}
+    names = [r.get("name") for r in config.get("receivers") or []]
+    if not names:
+        problems.append("no receivers: set alertmanager_receivers")
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"receiver {dup} is defined twice")
+
+    def has(item, key, global_key=None):
+        return bool(item.get(key) or item.get(f"{key}_file")
+                    or (global_key and (glob.get(global_key) or glob.get(f"{global_key}_file"))))
+
+    for receiver in config.get("receivers") or []:
+        rname = receiver.get("name")
+        for item in receiver.get("slack_configs") or []:
+            if not has(item, "api_url", "slack_api_url"):
+                problems.append(f"receiver {rname}: Slack needs api_url (or global slack_api_url)")
+        for item in receiver.get("pagerduty_configs") or []:
+            keys = [k for k in ("routing_key", "service_key") if has(item, k)]
+            if len(keys) != 1:
+                problems.append(f"receiver {rname}: PagerDuty needs exactly one of routing_key (Events API v2) "
+                                f"or service_key")
+        for item in receiver.get("webhook_configs") or []:
+            if not has(item, "url"):
+                problems.append(f"receiver {rname}: webhook needs url")
+        for item in receiver.get("email_configs") or []:
+            if not item.get("to"):
+                problems.append(f"receiver {rname}: email needs to")
+            if not (item.get("smarthost") or glob.get("smtp_smarthost")):
+                problems.append(f"receiver {rname}: email needs smarthost (or global smtp_smarthost)")
+            if not (item.get("from") or glob.get("smtp_from")):
+                problems.append(f"receiver {rname}: email needs from (or global smtp_from)")
+            user = item.get("auth_username") or glob.get("smtp_auth_username")
+            if user and not has(item, "auth_password", "smtp_auth_password"):
+                problems.append(f"receiver {rname}: email auth_username {user} has no password")
+
+    def files_in(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key.endswith("_file") and isinstance(value, str):
+                    yield value
+                else:
+                    yield from files_in(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from files_in(value)
+
+    for path in files_in(config):
+        if path.startswith(directory.rstrip("/") + "/") and path.rsplit("/", 1)[1] not in (secret_files or {}):
+            problems.append(f"{path} is referenced but not in alertmanager_secret_files")
+    return problems
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -100,4 +369,14 @@ class FilterModule:
             "stack_web_config": web_config,
             "stack_flags": flags,
             "stack_local_url": local_url,
+            "stack_merge": merge,
+            "stack_probe_check": probe_check,
+            "stack_alertmanager_secrets": alertmanager_secrets,
+            "stack_alertmanager_problems": alertmanager_problems,
+            "stack_file_entries": file_entries,
+            "stack_files_by_stem": files_by_stem,
+            "stack_glob": expand_globs,
+            "stack_alert_rules": alert_rules,
+            "stack_scrape_targets": scrape_targets,
+            "stack_host_address": host_address,
         }

@@ -158,6 +158,7 @@ def main():
         rc, output = validate(p["root"], p["validate"], writes, removals)
         result["validation"] = output
         if rc != 0:
+            result["changed"] = False
             module.fail_json(msg=f"the new configuration was rejected; the live one is unchanged:\n{output}", **result)
     if module.check_mode:
         module.exit_json(**result)

@@ -26,6 +26,15 @@ options:
   url_username: {type: str, description: Basic auth user for I(ready_url).}
   url_password: {type: str, description: Basic auth password for I(ready_url).}
   journal_lines: {type: int, default: 30, description: Journal lines shown on failure.}
+  checks:
+    type: list
+    elements: dict
+    default: []
+    description: >-
+      After the service is ready (also when nothing changed), fetch each {name, url, metric, expect=1}
+      and compare the metric's value, e.g. an exporter's pg_up for each database it watches.
+      Mismatches become warnings naming the check, or a failure with I(checks_fatal).
+  checks_fatal: {type: bool, default: false, description: Fail instead of warning when a check does not hold.}
 author: monitoring-stack
 """
 
@@ -125,6 +134,43 @@ def probe(url, port, username, password):
     return True, "no readiness check configured"
 
 
+def fetch(url, username, password):
+    request = urllib.request.Request(url, method="GET")
+    if username:
+        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    handlers = [urllib.request.ProxyHandler({})]
+    if url.startswith("https"):
+        handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
+    with urllib.request.build_opener(*handlers).open(request, timeout=15) as response:
+        return response.read().decode("utf-8", "replace")
+
+
+def metric_value(text, metric):
+    """Value of the first sample of metric in Prometheus text format, or None."""
+    for line in text.splitlines():
+        if line.startswith(metric) and line[len(metric):len(metric) + 1] in (" ", "{"):
+            try:
+                return float(line.rsplit(None, 1)[-1])
+            except ValueError:
+                return None
+    return None
+
+
+def run_checks(p):
+    failed = []
+    for check in p["checks"]:
+        name, metric, expect = check.get("name") or check["url"], check["metric"], float(check.get("expect", 1))
+        try:
+            value = metric_value(fetch(check["url"], p["url_username"], p["url_password"]), metric)
+        except (urllib.error.URLError, OSError) as exc:
+            failed.append(f"{name}: {check['url']} did not answer ({getattr(exc, 'reason', exc)})")
+            continue
+        if value != expect:
+            failed.append(f"{name}: {metric} is {'missing' if value is None else f'{value:g}'}, expected {expect:g}")
+    return failed
+
+
 def journal(unit, lines):
     proc = subprocess.run(["journalctl", "-u", unit, "-n", str(lines), "--no-pager", "-o", "short-iso"],
                           capture_output=True, text=True)
@@ -169,6 +215,8 @@ def main():
             url_username=dict(type="str"),
             url_password=dict(type="str", no_log=True),
             journal_lines=dict(type="int", default=30),
+            checks=dict(type="list", elements="dict", default=[]),
+            checks_fatal=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -196,8 +244,10 @@ def main():
         elif p["reload"]:
             result["actions"].append("reload" if state.get("ExecReload") else "restart")
         result["changed"] = bool(result["actions"])
-        if module.check_mode or not result["changed"]:
+        if module.check_mode:
             module.exit_json(**result)
+        if not result["changed"]:
+            finish(module, result)
 
         if "daemon-reload" in result["actions"]:
             systemctl("daemon-reload")
@@ -218,6 +268,18 @@ def main():
                                      f"last journal lines:\n{journal(unit, p['journal_lines'])}", **result)
     except RuntimeError as exc:
         module.fail_json(msg=str(exc), **result)
+    finish(module, result)
+
+
+def finish(module, result):
+    """Run the post-start checks, then exit."""
+    p = module.params
+    if p["checks"]:
+        result["checks_failed"] = run_checks(p)
+        if result["checks_failed"] and p["checks_fatal"]:
+            module.fail_json(msg=f"{p['name']} runs, but: " + "; ".join(result["checks_failed"]), **result)
+        for problem in result["checks_failed"]:
+            module.warn(f"{p['name']} runs, but {problem}")
     module.exit_json(**result)
 
 
