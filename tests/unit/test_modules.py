@@ -139,3 +139,10 @@ def test_binary_replaced_falls_back_to_link_times_without_ptrace(service, tmp_pa
 def test_readiness_probe_reports_refused_port(service):
     ok, detail = service.probe("http://127.0.0.1:9/", None, None, None)
     assert not ok and detail
+
+
+def test_metric_value_reads_the_exact_metric(service):
+    text = "# HELP redis_up x\nredis_uptime_in_seconds 5\nredis_up 1\npg_up{server=\"a\"} 0\n"
+    assert service.metric_value(text, "redis_up") == 1
+    assert service.metric_value(text, "pg_up") == 0
+    assert service.metric_value(text, "missing") is None

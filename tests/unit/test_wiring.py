@@ -92,3 +92,25 @@ def test_a_complete_receiver_set_has_no_problems(filters):
 def test_merge_is_deep_for_dicts_and_replaces_lists(filters):
     assert filters.merge({"a": {"b": 1, "c": [1]}, "d": 1}, {"a": {"c": [2], "e": 3}}) == \
         {"a": {"b": 1, "c": [2], "e": 3}, "d": 1}
+
+
+def test_probe_targets_are_their_own_instances(filters):
+    jobs = {"postgres": {"groups": ["postgres_exporter"], "port": 9187, "local_var": "pg_local",
+                         "probes_var": "pg_instances", "probe_path": "/probe", "probe_module_param": "auth_module"}}
+    hostvars = HostVars(a={"pg_instances": [{"name": "replica", "target": "10.0.0.7:5432/postgres", "password": "x"}]},
+                        b={"pg_local": False, "pg_instances": [{"name": "r2", "target": "r2:5432/app"}]})
+    out = filters.scrape_targets(jobs, {"all": ["a", "b"], "postgres_exporter": ["a", "b"]}, hostvars)
+    assert out["postgres"] == [
+        {"targets": ["a:9187"]},
+        {"targets": ["a:9187"], "labels": {"__metrics_path__": "/probe", "__param_target": "10.0.0.7:5432/postgres",
+                                           "instance": "10.0.0.7:5432/postgres", "__param_auth_module": "replica"}},
+        {"targets": ["b:9187"], "labels": {"__metrics_path__": "/probe", "__param_target": "r2:5432/app",
+                                           "instance": "r2:5432/app", "__param_auth_module": "r2"}},
+    ]
+    assert "x" not in repr(out), "passwords never reach Prometheus"
+
+
+def test_probe_check_urls(filters):
+    check = filters.probe_check({"name": "s", "target": "redis://u@h:6379"}, "http://127.0.0.1:9121/scrape", None, "redis_up")
+    assert check == {"name": "s (redis://u@h:6379)", "metric": "redis_up",
+                     "url": "http://127.0.0.1:9121/scrape?target=redis%3A%2F%2Fu%40h%3A6379"}

@@ -276,10 +276,11 @@ def finish(module, result):
     p = module.params
     if p["checks"]:
         result["checks_failed"] = run_checks(p)
+        where = f"{p['name']} on {socket.gethostname()}"
         if result["checks_failed"] and p["checks_fatal"]:
-            module.fail_json(msg=f"{p['name']} runs, but: " + "; ".join(result["checks_failed"]), **result)
+            module.fail_json(msg=f"{where} runs, but: " + "; ".join(result["checks_failed"]), **result)
         for problem in result["checks_failed"]:
-            module.warn(f"{p['name']} runs, but {problem}")
+            module.warn(f"{where} runs, but {problem}")
     module.exit_json(**result)
 
 
