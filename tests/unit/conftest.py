@@ -1,6 +1,7 @@
 """Load the roles' plugins and modules as plain Python modules for unit tests."""
 import importlib.util
 import pathlib
+import tarfile
 
 import pytest
 
@@ -37,3 +38,20 @@ def service():
 @pytest.fixture(scope="session")
 def filters():
     return load("filter_plugins/stack.py", "stack_filters")
+
+
+MIRROR = pathlib.Path.home() / ".cache/monitoring-stack/mirror/github.com/prometheus/prometheus/releases/download"
+
+
+@pytest.fixture(scope="session")
+def promtool(tmp_path_factory):
+    """promtool of the newest real Prometheus archive in the local mirror (scripts/setup builds it)."""
+    archives = sorted(MIRROR.glob("v*/prometheus-*.linux-amd64.tar.gz"),
+                      key=lambda p: tuple(int(x) for x in p.parent.name[1:].split(".")))
+    assert archives, f"no Prometheus archive under {MIRROR}: run scripts/setup"
+    out = tmp_path_factory.mktemp("promtool")
+    with tarfile.open(archives[-1]) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("/promtool"))
+        member.name = "promtool"
+        tar.extract(member, out, filter="data")
+    return out / "promtool"

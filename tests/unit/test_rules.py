@@ -1,7 +1,6 @@
 """The shipped alert rules: valid for the real promtool, and every alert unit-tested."""
 import pathlib
 import subprocess
-import tarfile
 
 import pytest
 import yaml
@@ -9,21 +8,6 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RULES = sorted((ROOT / "roles/prometheus/files/rules").glob("*.yml"))
 TESTS = sorted((ROOT / "tests/rules").glob("*_test.yml"))
-MIRROR = pathlib.Path.home() / ".cache/monitoring-stack/mirror/github.com/prometheus/prometheus/releases/download"
-
-
-@pytest.fixture(scope="session")
-def promtool(tmp_path_factory):
-    """promtool of the newest real Prometheus archive in the local mirror (scripts/setup builds it)."""
-    archives = sorted(MIRROR.glob("v*/prometheus-*.linux-amd64.tar.gz"),
-                      key=lambda p: tuple(int(x) for x in p.parent.name[1:].split(".")))
-    assert archives, f"no Prometheus archive under {MIRROR}: run scripts/setup"
-    out = tmp_path_factory.mktemp("promtool")
-    with tarfile.open(archives[-1]) as tar:
-        member = next(m for m in tar.getmembers() if m.name.endswith("/promtool"))
-        member.name = "promtool"
-        tar.extract(member, out, filter="data")
-    return out / "promtool"
 
 
 def shipped_alerts():

@@ -114,3 +114,35 @@ def test_probe_check_urls(filters):
     check = filters.probe_check({"name": "s", "target": "redis://u@h:6379"}, "http://127.0.0.1:9121/scrape", None, "redis_up")
     assert check == {"name": "s (redis://u@h:6379)", "metric": "redis_up",
                      "url": "http://127.0.0.1:9121/scrape?target=redis%3A%2F%2Fu%40h%3A6379"}
+
+
+def test_otel_config_references_are_checked(filters):
+    good = {"service": {"extensions": ["jaeger_storage", "jaeger_query"],
+                        "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["batch"],
+                                                 "exporters": ["jaeger_storage_exporter"]}}},
+            "extensions": {"jaeger_storage": {"backends": {"main": {"badger": {"ephemeral": False,
+                                                                                "directories": {"keys": "/k", "values": "/v"}}}}},
+                           "jaeger_query": {"storage": {"traces": "main"}}},
+            "receivers": {"otlp": {}}, "processors": {"batch": {}},
+            "exporters": {"jaeger_storage_exporter": {"trace_storage": "main"}}}
+    assert filters.otel_problems(good) == []
+    bad = filters.merge(good, {"service": {"pipelines": {"traces": {"processors": ["batch", "memory_limiter"]}}},
+                               "extensions": {"jaeger_query": {"storage": {"traces": "other"}},
+                                              "jaeger_storage": {"backends": {"main": {"badger": {"directories": {"keys": "k"}}}}}}})
+    problems = filters.otel_problems(bad)
+    assert "pipeline traces uses processor memory_limiter, which processors does not define" in problems
+    assert "jaeger_query storage.traces names storage backend other, which jaeger_storage.backends does not define" in problems
+    assert "badger backend main: directories.keys must be an absolute path, got k" in problems
+
+
+def test_service_urls_follow_listen_addresses(filters):
+    hostvars = HostVars(a={"ansible_host": "10.0.0.1"}, b={"loki_listen_address": "10.9.9.9:3200"})
+    assert filters.service_urls(["a", "b"], hostvars, "loki_listen_address", 3100, "http", "/loki/api/v1/push") == [
+        "http://10.0.0.1:3100/loki/api/v1/push", "http://10.9.9.9:3200/loki/api/v1/push"]
+
+
+def test_port_conflicts_name_host_port_and_components(filters):
+    groups = {"all": ["a", "b"], "grafana": ["a"], "loki": ["a", "b"], "prometheus": ["b"]}
+    hostvars = HostVars(a={"grafana_listen_address": "0.0.0.0:3100"}, b={})
+    assert filters.port_conflicts(groups, hostvars) == ["host a: port 3100 is wanted by grafana and loki"]
+    assert filters.port_conflicts({"all": ["a"], "prometheus": ["a"], "alertmanager": ["a"]}, HostVars(a={})) == []

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 """Render a service's files on the controller and hand them to the stack_config module.
 
-Each entry of `files` is {dest, template | content, owner, group, mode, secret, vars}.
+Each entry of `files` is {dest, template | content | generate, owner, group, mode, secret, vars};
+`generate: N` makes a random secret of N bytes on the host the first time and keeps it.
 Templates are looked up like the template action does (the calling role's templates/
 first) and then in this role's templates/, which holds the shared systemd unit.
 Entries marked `secret` travel in a no_log parameter, are never diffed and must be
@@ -41,6 +42,13 @@ class ActionModule(ActionBase):
         args = self._task.args
         files, secrets = [], {}
         for entry in args.get("files") or []:
+            if entry.get("generate"):
+                # made on the host once (random, never leaves it) and kept from then on
+                spec = {k: entry[k] for k in ("dest", "owner", "group", "mode", "generate") if entry.get(k) is not None}
+                if int(str(spec.get("mode") or "0644"), 8) & 0o027:
+                    raise AnsibleActionFail(f"{spec['dest']} holds a secret: mode must be 0640 or stricter")
+                files.append(spec)
+                continue
             if "template" in entry:
                 content = self._render(entry["template"], entry.get("vars"), task_vars)
             elif "content" in entry:

@@ -25,6 +25,9 @@ import urllib.parse
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.urls import open_url
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+display = Display()
 
 OFFLINE_HINT = (
     "Without internet access, set stack_artifact_mirror to an internal mirror laid out as "
@@ -165,6 +168,10 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
+        # a notice the role wants every run to show (identical warnings are shown once)
+        notice = args.pop("warn", None)
+        if notice:
+            display.warning(str(notice))
         component = args["component"]
         catalog = (self._var(task_vars, "stack_catalog") or {}).get(component)
         if catalog is None:

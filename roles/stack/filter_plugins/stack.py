@@ -133,6 +133,24 @@ def host_address(name, hostvars):
     return str(name)
 
 
+def service_urls(names, hostvars, listen_var, default_port, scheme="http", path=""):
+    """URLs of a service on each inventory host in names, at the port of its listen address."""
+    urls = []
+    for name in names or []:
+        listen = str(_lookup(hostvars, name, listen_var, f":{default_port}"))
+        host, _, port = listen.rpartition(":")
+        host = host.strip("[]")
+        if host in ("", "0.0.0.0", "::"):
+            host = host_address(name, hostvars)
+        urls.append(f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}{path}")
+    return urls
+
+
+def wrap(value, key):
+    """value -> {key: value}; e.g. a list of URLs into Promtail's clients."""
+    return {key: value}
+
+
 def _lookup(hostvars, name, key, default=None):
     if not key:
         return default
@@ -360,6 +378,70 @@ def alertmanager_problems(config, secret_files, directory):
     return problems
 
 
+def otel_problems(config):
+    """What an OpenTelemetry-collector (Jaeger v2) config references but does not define."""
+    problems = []
+    config = config or {}
+    service = config.get("service") or {}
+    for ref in service.get("extensions") or []:
+        if ref not in (config.get("extensions") or {}):
+            problems.append(f"service.extensions names {ref}, which extensions does not define")
+    for pipeline, spec in (service.get("pipelines") or {}).items():
+        for kind in ("receivers", "processors", "exporters", "connectors"):
+            for ref in (spec or {}).get(kind) or []:
+                defined = (config.get(kind) or {}) if kind != "exporters" else \
+                    {**(config.get("exporters") or {}), **(config.get("connectors") or {})}
+                if kind == "receivers":
+                    defined = {**defined, **(config.get("connectors") or {})}
+                if ref not in defined:
+                    problems.append(f"pipeline {pipeline} uses {kind[:-1]} {ref}, which {kind} does not define")
+    backends = ((config.get("extensions") or {}).get("jaeger_storage") or {}).get("backends") or {}
+    for name, backend in backends.items():
+        badger = (backend or {}).get("badger")
+        if badger is not None and not badger.get("ephemeral", True):
+            for key, path in ((badger.get("directories") or {}).items()):
+                if not str(path).startswith("/"):
+                    problems.append(f"badger backend {name}: directories.{key} must be an absolute path, got {path}")
+    storage_refs = [(f"exporter {n}", (e or {}).get("trace_storage")) for n, e in (config.get("exporters") or {}).items()
+                    if n.split("/")[0] == "jaeger_storage_exporter"]
+    query = (config.get("extensions") or {}).get("jaeger_query") or {}
+    storage_refs += [(f"jaeger_query storage.{k}", v) for k, v in (query.get("storage") or {}).items()]
+    for what, ref in storage_refs:
+        if ref and backends and ref not in backends:
+            problems.append(f"{what} names storage backend {ref}, which jaeger_storage.backends does not define")
+    return problems
+
+
+# Ports each component's group takes on a host: (host var of the address, default port).
+COMPONENT_PORTS = {
+    "prometheus": [("prometheus_listen_address", 9090)],
+    "alertmanager": [("alertmanager_listen_address", 9093), (None, 9094)],
+    "grafana": [("grafana_listen_address", 3000)],
+    "loki": [("loki_listen_address", 3100), ("loki_grpc_port", 9096)],
+    "promtail": [("promtail_listen_address", 9080)],
+    "jaeger": [("jaeger_otlp_grpc_address", 4317), ("jaeger_otlp_http_address", 4318),
+               ("jaeger_query_address", 16686), ("jaeger_query_grpc_address", 16685),
+               ("jaeger_health_address", 13133), ("jaeger_metrics_address", 8888)],
+    "node_exporter": [("node_exporter_listen_address", 9100)],
+    "postgres_exporter": [("postgres_exporter_listen_address", 9187)],
+    "redis_exporter": [("redis_exporter_listen_address", 9121)],
+}
+
+
+def port_conflicts(groups, hostvars):
+    """Hosts on which two components of the stack would listen on the same port."""
+    claims = {}
+    for component, ports in COMPONENT_PORTS.items():
+        members = groups.get(component) or (groups.get("all", []) if component == "node_exporter" else [])
+        for name in members:
+            for var, default in ports:
+                value = _lookup(hostvars, name, var, default) if var else default
+                port = int(str(value).rpartition(":")[2])
+                claims.setdefault((name, port), []).append(component)
+    return [f"host {host}: port {port} is wanted by {' and '.join(sorted(set(c)))}"
+            for (host, port), c in sorted(claims.items()) if len(c) > 1]
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -370,6 +452,10 @@ class FilterModule:
             "stack_flags": flags,
             "stack_local_url": local_url,
             "stack_merge": merge,
+            "stack_port_conflicts": port_conflicts,
+            "stack_otel_problems": otel_problems,
+            "stack_service_urls": service_urls,
+            "stack_wrap": wrap,
             "stack_probe_check": probe_check,
             "stack_alertmanager_secrets": alertmanager_secrets,
             "stack_alertmanager_problems": alertmanager_problems,

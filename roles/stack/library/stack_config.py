@@ -54,6 +54,13 @@ def plan(files, secrets, prune):
     writes = []
     for spec in files:
         dest = spec["dest"]
+        if spec.get("generate") and os.path.exists(dest):
+            # a generated secret is made once and then kept: only its metadata is managed
+            with open(dest, "rb") as handle:
+                spec = dict(spec, content=handle.read().decode("utf-8"))
+        elif spec.get("generate"):
+            import secrets as _secrets  # pylint: disable=import-outside-toplevel
+            spec = dict(spec, content=_secrets.token_urlsafe(int(spec["generate"])))
         content = secrets.get(dest, spec.get("content"))
         if content is None:
             raise ValueError(f"{dest}: no content")
@@ -72,7 +79,8 @@ def plan(files, secrets, prune):
         except FileNotFoundError:
             reason = "new"
         if reason:
-            writes.append({"dest": dest, "data": data, "mode": mode, "uid": uid, "gid": gid, "reason": reason})
+            writes.append({"dest": dest, "data": data, "mode": mode, "uid": uid, "gid": gid, "reason": reason,
+                           "hidden": dest in secrets or bool(spec.get("generate"))})
     wanted = {os.path.normpath(spec["dest"]) for spec in files}
     removals = []
     for directory in prune:
@@ -147,7 +155,7 @@ def main():
     }
     if module._diff:
         result["diff"] = [{"before_header": w["dest"], "after_header": w["dest"],
-                           "after": "" if w["dest"] in p["secrets"] else w["data"].decode("utf-8")}
+                           "after": "" if w["hidden"] else w["data"].decode("utf-8")}
                           for w in writes if w["reason"] != "metadata"]
     if not result["changed"]:
         module.exit_json(**result)

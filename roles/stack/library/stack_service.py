@@ -35,6 +35,11 @@ options:
       and compare the metric's value, e.g. an exporter's pg_up for each database it watches.
       Mismatches become warnings naming the check, or a failure with I(checks_fatal).
   checks_fatal: {type: bool, default: false, description: Fail instead of warning when a check does not hold.}
+  reload_urls:
+    type: list
+    elements: str
+    default: []
+    description: A reload POSTs to these URLs (with the basic auth above) instead of running ExecReload.
 author: monitoring-stack
 """
 
@@ -146,6 +151,18 @@ def fetch(url, username, password):
         return response.read().decode("utf-8", "replace")
 
 
+def post(url, username, password):
+    request = urllib.request.Request(url, data=b"", method="POST")
+    if username:
+        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    handlers = [urllib.request.ProxyHandler({})]
+    if url.startswith("https"):
+        handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
+    with urllib.request.build_opener(*handlers).open(request, timeout=30) as response:
+        return response.read()
+
+
 def metric_value(text, metric):
     """Value of the first sample of metric in Prometheus text format, or None."""
     for line in text.splitlines():
@@ -217,6 +234,7 @@ def main():
             journal_lines=dict(type="int", default=30),
             checks=dict(type="list", elements="dict", default=[]),
             checks_fatal=dict(type="bool", default=False),
+            reload_urls=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -242,7 +260,7 @@ def main():
             result["restart_reason"] = ("binary changed" if binary_changed else
                                         "unit changed" if unit_changed else "requested")
         elif p["reload"]:
-            result["actions"].append("reload" if state.get("ExecReload") else "restart")
+            result["actions"].append("reload" if state.get("ExecReload") or p["reload_urls"] else "restart")
         result["changed"] = bool(result["actions"])
         if module.check_mode:
             module.exit_json(**result)
@@ -255,6 +273,20 @@ def main():
             systemctl("enable", unit)
         # at most one of these was chosen above
         action = next((a for a in ("start", "restart", "reload") if a in result["actions"]), None)
+        if action == "reload" and p["reload_urls"]:
+            try:
+                for url in p["reload_urls"]:
+                    post(url, p["url_username"], p["url_password"])
+                ok, detail = wait_ready(p, unit, int(show(unit).get("NRestarts") or 0))
+                result["ready"] = detail
+                if not ok:
+                    module.fail_json(msg=f"{unit} is not ready after reload: {detail}", **result)
+                action = None
+            except (urllib.error.URLError, OSError) as exc:
+                # the API refused (e.g. credentials changed): a restart applies the change as well
+                result["actions"][result["actions"].index("reload")] = "restart"
+                result["restart_reason"] = f"reload through the API failed ({getattr(exc, 'reason', exc)})"
+                action = "restart"
         if action:
             proc = systemctl(action, unit, check=False)
             if proc.returncode != 0:

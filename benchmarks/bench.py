@@ -1,0 +1,133 @@
+"""Benchmark driver: see benchmarks/run. Prints a table of medians (min-max) and writes
+benchmarks/results/<workload>-<date>.json."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NETWORK = "monstack-bench"
+REPS = int(os.environ.get("REPS", "3"))
+WORKLOAD = os.environ.get("WORKLOAD", "core")
+FORKS = os.environ.get("FORKS", "5")
+IMAGE = os.environ.get("BENCH_IMAGE", "localhost/monstack-debian12:latest")
+# versions the local mirror carries as real binaries
+MIRROR_VARS = {"prometheus_version": "3.5.3", "alertmanager_version": "0.33.1", "node_exporter_version": "1.11.1",
+               "postgres_exporter_version": "0.19.1", "redis_exporter_version": "1.86.0"}
+
+
+def sh(*cmd, check=True, **kw):
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
+
+
+def hosts_for(n):
+    return [f"bench{i:02d}" for i in range(1, n + 1)]
+
+
+def create(names):
+    sh("podman", "network", "create", "--ignore", NETWORK)
+    for name in names:
+        sh("podman", "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK, "--cap-add", "SYS_ADMIN",
+           "--systemd", "always", "--label", "monstack=bench", IMAGE, "/sbin/init")
+    for name in names:
+        sh("podman", "exec", name, "systemctl", "is-system-running", "--wait", check=False)
+
+
+def destroy(names):
+    sh("podman", "rm", "-f", *names, check=False)
+
+
+def inventory(names, directory):
+    """The issue-8 workload: node_exporter everywhere, Prometheus and Alertmanager on the first host."""
+    mon = names[0]
+    groups = {"prometheus": {"hosts": {mon: None}}, "alertmanager": {"hosts": {mon: None}}}
+    inv = {"all": {"vars": {"ansible_connection": "containers.podman.podman", "ansible_become": False,
+                            "ansible_python_interpreter": "/usr/bin/python3", **MIRROR_VARS,
+                            "stack_artifact_mirror": os.environ["MONSTACK_MIRROR_URL"],
+                            "stack_artifact_cache": str(directory / "cache"),
+                            "alertmanager_receivers": [{"name": "blackhole"}]},
+                   "hosts": {n: None for n in names}, "children": groups}}
+    path = directory / "hosts.json"
+    path.write_text(json.dumps(inv))
+    return path
+
+
+def deploy(inv, directory, label):
+    counts = directory / f"{label}-counts.json"
+    env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="bench_counter",
+               ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "benchmarks/callback_plugins"),
+               BENCH_COUNTER_OUT=str(counts), ANSIBLE_FORKS=FORKS)
+    start = time.monotonic()
+    proc = subprocess.run(["ansible-playbook", "-i", str(inv), "site.yml"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    wall = time.monotonic() - start
+    if proc.returncode != 0:
+        sys.exit(f"{label} run failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+    recap = {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+             for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", proc.stdout, re.M)}
+    return {"wall": wall, "recap": recap, "tasks": json.loads(counts.read_text())}
+
+
+def one_rep(n):
+    names = hosts_for(n)
+    destroy(names)
+    create(names)
+    try:
+        with tempfile.TemporaryDirectory(prefix="monstack-bench-") as tmp:
+            directory = Path(tmp)
+            inv = inventory(names, directory)
+            first = deploy(inv, directory, "first")
+            second = deploy(inv, directory, "noop")
+            changed = {h: r.get("changed", 0) for h, r in second["recap"].items()}
+            if any(changed.values()):
+                sys.exit(f"the second run changed something: {changed}")
+            return {"first": first, "noop": second, "monitoring_host": names[0], "extra_host": names[-1] if n > 1 else None}
+    finally:
+        destroy(names)
+
+
+def spread(values):
+    return f"{statistics.median(values):.1f} s ({min(values):.1f}-{max(values):.1f})"
+
+
+def main(args):
+    sizes = [int(a) for a in args] or [1, 5, 10]
+    results = {}
+    for n in sizes:
+        reps = []
+        for rep in range(REPS):
+            print(f"N={n} repetition {rep + 1}/{REPS} ...", flush=True)
+            reps.append(one_rep(n))
+        results[n] = reps
+    print(f"\nworkload: {WORKLOAD}, forks={FORKS}, {REPS} repetitions, median (min-max)\n")
+    print("| hosts | first run | no-op re-run | tasks on the monitoring host (first / no-op) | tasks per extra host (first / no-op) |")
+    print("|---|---|---|---|---|")
+    summary = {}
+    for n, reps in results.items():
+        mon = reps[0]["monitoring_host"]
+        extra = reps[0]["extra_host"]
+        first = [r["first"]["wall"] for r in reps]
+        noop = [r["noop"]["wall"] for r in reps]
+        t_mon = (reps[0]["first"]["tasks"][mon]["executed"], reps[0]["noop"]["tasks"][mon]["executed"])
+        t_extra = ((reps[0]["first"]["tasks"][extra]["executed"], reps[0]["noop"]["tasks"][extra]["executed"])
+                   if extra else None)
+        print(f"| {n} | {spread(first)} | {spread(noop)} | {t_mon[0]} / {t_mon[1]} | "
+              f"{f'{t_extra[0]} / {t_extra[1]}' if t_extra else '-'} |")
+        summary[n] = {"first": first, "noop": noop, "tasks_monitoring": t_mon, "tasks_extra": t_extra,
+                      "recap_noop": reps[0]["noop"]["recap"]}
+    out = ROOT / "benchmarks/results" / f"{WORKLOAD}-{datetime.date.today()}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"forks": FORKS, "reps": REPS, "results": summary}, indent=1))
+    print(f"\nraw figures: {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

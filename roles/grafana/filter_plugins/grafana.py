@@ -1,0 +1,125 @@
+# -*- coding: utf-8 -*-
+"""Filters of the grafana role: inventory datasources, dashboards by folder, ini quoting."""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+# core datasource types Grafana ships; plugin types are added from grafana_plugins
+CORE_TYPES = {
+    "prometheus", "loki", "jaeger", "alertmanager", "tempo", "zipkin", "elasticsearch", "graphite", "influxdb",
+    "mysql", "postgres", "grafana-postgresql-datasource", "mssql", "cloudwatch", "stackdriver",
+    "grafana-azure-monitor-datasource", "opentsdb", "grafana-testdata-datasource", "testdata", "parca",
+    "grafana-pyroscope-datasource", "grafana", "dashboard", "mixed",
+}
+
+
+def inventory_datasources(urls, scrape_interval="15s"):
+    """{kind: [urls]} -> provisioned datasources for the first URL of each kind, linked together:
+    Prometheus exemplars and Loki trace ids open Jaeger, Jaeger spans open their logs in Loki."""
+    first = {kind: (found or [None])[0] for kind, found in (urls or {}).items()}
+    out = []
+    if first.get("prometheus"):
+        json_data = {"httpMethod": "POST", "timeInterval": scrape_interval}
+        if first.get("jaeger"):
+            json_data["exemplarTraceIdDestinations"] = [{"name": "trace_id", "datasourceUid": "jaeger"}]
+        out.append({"name": "Prometheus", "type": "prometheus", "uid": "prometheus", "access": "proxy",
+                    "url": first["prometheus"], "isDefault": True, "editable": False, "jsonData": json_data})
+    if first.get("alertmanager"):
+        out.append({"name": "Alertmanager", "type": "alertmanager", "uid": "alertmanager", "access": "proxy",
+                    "url": first["alertmanager"], "editable": False,
+                    "jsonData": {"implementation": "prometheus", "handleGrafanaManagedAlerts": False}})
+    if first.get("loki"):
+        json_data = {"maxLines": 1000}
+        if first.get("jaeger"):
+            # $$ is a literal $ in provisioning files (a single $ starts an environment variable)
+            json_data["derivedFields"] = [{"name": "TraceID", "matcherRegex": r"(?:traceID|trace_id)=(\w+)",
+                                           "datasourceUid": "jaeger", "url": "$${__value.raw}",
+                                           "urlDisplayLabel": "View trace"}]
+        out.append({"name": "Loki", "type": "loki", "uid": "loki", "access": "proxy", "url": first["loki"],
+                    "editable": False, "jsonData": json_data})
+    if first.get("jaeger"):
+        json_data = {"nodeGraph": {"enabled": True}}
+        if first.get("loki"):
+            json_data["tracesToLogsV2"] = {"datasourceUid": "loki", "spanStartTimeShift": "-5m",
+                                           "spanEndTimeShift": "5m", "filterByTraceID": True, "filterBySpanID": False,
+                                           "tags": [{"key": "service.name", "value": "service_name"}]}
+        out.append({"name": "Jaeger", "type": "jaeger", "uid": "jaeger", "access": "proxy", "url": first["jaeger"],
+                    "editable": False, "jsonData": json_data})
+    return out
+
+
+def datasource_problems(datasources, plugins=()):
+    known = CORE_TYPES | {str(p.get("name")) for p in plugins or [] if isinstance(p, dict)}
+    problems, seen = [], set()
+    for ds in datasources or []:
+        name = ds.get("name") if isinstance(ds, dict) else None
+        if not name:
+            problems.append(f"a datasource has no name: {ds!r}")
+            continue
+        if ds.get("type") not in known:
+            problems.append(f"datasource {name}: unknown type {ds.get('type')!r} (core types, or the name of a plugin "
+                            f"in grafana_plugins)")
+        if name in seen:
+            problems.append(f"datasource {name} is defined twice")
+        seen.add(name)
+    return problems
+
+
+def group_by_parent(paths):
+    """Controller files -> {parent directory name (the folder): {stem: text}}."""
+    out = {}
+    for path in sorted(paths or []):
+        folder = os.path.basename(os.path.dirname(path))
+        with open(path, encoding="utf-8") as handle:
+            out.setdefault(folder, {})[os.path.splitext(os.path.basename(path))[0]] = handle.read()
+    return out
+
+
+def slug(text):
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "general"
+
+
+def dashboard_problems(folders):
+    problems = []
+    for folder, files in (folders or {}).items():
+        for stem, text in files.items():
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                problems.append(f"dashboard {stem}.json (folder {folder}) is not valid JSON: {exc}")
+                continue
+            if not isinstance(data, dict) or not data.get("title"):
+                problems.append(f"dashboard {stem}.json (folder {folder}) has no title")
+    return problems
+
+
+def dashboard_entries(item, directory):
+    """({folder: {stem: text}} item) -> stack_config file entries under <directory>/<folder slug>/."""
+    folder, files = item["key"], item["value"]
+    return [{"dest": f"{directory}/{slug(folder)}/{stem}.json", "content": text, "group": "grafana", "mode": "0640"}
+            for stem, text in sorted(files.items())]
+
+
+def ini_value(value):
+    """grafana.ini value; strings with # or ; (comment starters) or edge spaces go in triple quotes."""
+    if value is True or value is False:
+        return "true" if value else "false"
+    text = "" if value is None else str(value)
+    if re.search(r"[#;]|^\s|\s$|^\"", text) and not text.startswith("$__"):
+        return f'"""{text}"""'
+    return text
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "grafana_inventory_datasources": inventory_datasources,
+            "grafana_datasource_problems": datasource_problems,
+            "grafana_group_by_parent": group_by_parent,
+            "grafana_dashboard_problems": dashboard_problems,
+            "grafana_dashboard_entries": dashboard_entries,
+            "grafana_slug": slug,
+            "grafana_ini_value": ini_value,
+        }

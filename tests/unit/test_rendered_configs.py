@@ -1,0 +1,93 @@
+"""The configs the roles render, checked against the upstream facts (../shared/reference/upstream.md):
+required keys, schema, ports and wiring from the inventory. Rendered on the controller only."""
+import json
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HERE = pathlib.Path(__file__).resolve().parent / "render"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rendered")
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    proc = subprocess.run(["ansible-playbook", "-i", str(HERE / "inventory.yml"), str(HERE / "render.yml"),
+                           "-e", f"render_dir={out}"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+
+
+def test_loki_is_single_binary_tsdb_v13_on_the_filesystem(rendered):
+    loki = rendered["loki"]
+    assert loki["auth_enabled"] is False
+    assert loki["server"]["http_listen_port"] == 3100 and loki["server"]["grpc_listen_port"] == 9096
+    period = loki["schema_config"]["configs"][0]
+    assert period == {"from": "2024-04-01", "store": "tsdb", "object_store": "filesystem", "schema": "v13",
+                      "index": {"prefix": "index_", "period": "24h"}}
+    assert loki["common"]["storage"]["filesystem"]["chunks_directory"].startswith("/var/lib/loki/")
+    assert loki["common"]["ring"]["kvstore"]["store"] == "inmemory" and loki["common"]["replication_factor"] == 1
+    assert set(loki["storage_config"]["tsdb_shipper"]) == {"active_index_directory", "cache_location"}
+
+
+def test_loki_retention_has_its_delete_request_store(rendered):
+    loki = rendered["loki"]
+    assert loki["compactor"]["retention_enabled"] is True
+    assert loki["compactor"]["delete_request_store"] == "filesystem"
+    assert loki["limits_config"]["retention_period"] == "744h"
+
+
+def test_loki_ruler_alerts_the_inventory_alertmanager(rendered):
+    assert rendered["loki"]["ruler"]["alertmanager_url"] == "http://10.0.0.1:9093"
+    assert rendered["loki"]["analytics"]["reporting_enabled"] is False
+
+
+def test_promtail_ships_journal_and_var_log_to_the_inventory_loki(rendered):
+    promtail = rendered["promtail"]
+    assert promtail["clients"] == [{"url": "http://10.0.0.2:3100/loki/api/v1/push"}]
+    assert promtail["server"]["http_listen_port"] == 9080 and promtail["server"]["grpc_listen_port"] == 0
+    assert promtail["positions"]["filename"] == "/var/lib/promtail/positions.yaml"
+    jobs = {job["job_name"]: job for job in promtail["scrape_configs"]}
+    assert jobs["journal"]["journal"]["labels"] == {"host": "app1", "job": "systemd-journal"}
+    assert jobs["varlogs"]["static_configs"][0]["labels"]["__path__"] == "/var/log/*.log"
+
+
+def test_promtail_runs_unprivileged_with_log_read_groups(rendered):
+    unit = rendered["promtail_unit"]
+    assert unit["user"] == "promtail" and set(unit["supplementary_groups"]) == {"systemd-journal", "adm"}
+    assert unit["read_write_paths"] == ["/var/lib/promtail"]
+
+
+def test_jaeger_v2_keeps_spans_in_persistent_badger(rendered):
+    jaeger = rendered["jaeger"]
+    badger = jaeger["extensions"]["jaeger_storage"]["backends"]["main"]["badger"]
+    assert badger["ephemeral"] is False
+    assert all(path.startswith("/var/lib/jaeger/") for path in badger["directories"].values())
+    assert badger["ttl"]["spans"] == "168h"
+    assert jaeger["service"]["pipelines"]["traces"] == {
+        "receivers": ["otlp"], "processors": ["batch"], "exporters": ["jaeger_storage_exporter"]}
+    assert jaeger["exporters"]["jaeger_storage_exporter"]["trace_storage"] == "main"
+    assert jaeger["extensions"]["jaeger_query"]["storage"]["traces"] == "main"
+
+
+def test_jaeger_ports_match_upstream(rendered):
+    jaeger = rendered["jaeger"]
+    protocols = jaeger["receivers"]["otlp"]["protocols"]
+    assert protocols["grpc"]["endpoint"].endswith(":4317") and protocols["http"]["endpoint"].endswith(":4318")
+    assert jaeger["extensions"]["jaeger_query"]["http"]["endpoint"].endswith(":16686")
+    assert jaeger["extensions"]["healthcheckv2"] == {"use_v2": True, "http": {"endpoint": "127.0.0.1:13133"}}
+    reader = jaeger["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]
+    assert reader == {"host": "0.0.0.0", "port": 8888}
+    assert "--config=file:/etc/jaeger/config.yaml" in rendered["jaeger_unit"]["exec_start"]
+
+
+def test_prometheus_scrapes_logs_and_traces_hosts(rendered):
+    targets = rendered["prometheus_targets"]
+    assert targets["loki"] == [{"targets": ["10.0.0.2:3100"]}]
+    assert targets["promtail"] == [{"targets": ["10.0.0.4:9080"]}, {"targets": ["10.0.0.2:9080"]}] or \
+        sorted(t["targets"][0] for t in targets["promtail"]) == ["10.0.0.2:9080", "10.0.0.4:9080"]
+    assert targets["jaeger"] == [{"targets": ["10.0.0.3:8888"]}]
+    assert targets["alertmanager"] == [{"targets": ["10.0.0.1:9093"]}]

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Writes the dashboards the grafana role ships (roles/grafana/files/dashboards/*.json).
+
+The JSON files are generated so every panel has the same shape and every query sits in one
+readable place; edit this file and run `python3 tools/build_dashboards.py`. A unit test
+checks the committed files match, that every PromQL expression parses with the real promtool,
+and that every datasource a panel uses is one the role provisions.
+"""
+import json
+import pathlib
+
+OUT = pathlib.Path(__file__).resolve().parents[1] / "roles/grafana/files/dashboards"
+PROM = {"type": "prometheus", "uid": "prometheus"}
+LOKI = {"type": "loki", "uid": "loki"}
+R = "$__rate_interval"
+
+
+def ts(title, *queries, unit="short", w=12, h=8, kind="timeseries", ds=PROM):
+    targets = [{"refId": chr(65 + i), "expr": q[0], "legendFormat": q[1] if len(q) > 1 else "", "datasource": ds}
+               for i, q in enumerate(queries)]
+    panel = {"type": kind, "title": title, "datasource": ds, "targets": targets,
+             "fieldConfig": {"defaults": {"unit": unit}, "overrides": []}, "gridPos": {"w": w, "h": h}}
+    if kind == "stat":
+        panel["options"] = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"}
+    return panel
+
+
+def stat(title, expr, unit="short", w=6, legend=""):
+    return ts(title, (expr, legend), unit=unit, w=w, h=4, kind="stat")
+
+
+def logs(title, expr, w=24, h=10):
+    return {"type": "logs", "title": title, "datasource": LOKI, "gridPos": {"w": w, "h": h},
+            "targets": [{"refId": "A", "expr": expr, "datasource": LOKI}],
+            "options": {"showTime": True, "wrapLogMessage": True, "sortOrder": "Descending"}}
+
+
+def var(name, query, label=None, multi=True):
+    return {"name": name, "label": label or name, "type": "query", "datasource": PROM, "query": {"query": query, "refId": name},
+            "definition": query, "refresh": 2, "includeAll": True, "multi": multi, "allValue": ".*",
+            "current": {"text": "All", "value": "$__all"}}
+
+
+def dashboard(uid, title, panels, variables=(), tags=()):
+    x = y = 0
+    row_h = 0
+    for i, p in enumerate(panels):
+        w, h = p["gridPos"]["w"], p["gridPos"]["h"]
+        if x + w > 24:
+            x, y = 0, y + row_h
+            row_h = 0
+        p["gridPos"].update(x=x, y=y)
+        p["id"] = i + 1
+        x += w
+        row_h = max(row_h, h)
+    return {"uid": uid, "title": title, "tags": ["monitoring-stack", *tags], "timezone": "browser",
+            "schemaVersion": 39, "version": 1, "editable": False, "refresh": "30s",
+            "time": {"from": "now-6h", "to": "now"}, "templating": {"list": list(variables)}, "panels": panels}
+
+
+I = 'instance=~"$instance"'
+DASHBOARDS = [
+    dashboard("stack-overview", "Stack overview", [
+        stat("Targets up", 'sum(up)', legend="up"),
+        stat("Targets down", 'count(up == 0) or vector(0)'),
+        stat("Alerts firing", 'count(ALERTS{alertstate="firing", alertname!="Watchdog"}) or vector(0)'),
+        stat("Hosts", 'count(up{job="node"})'),
+        ts("Health of every service (1 = up)", ('min by (job) (up)', "{{job}}"), w=24),
+        ts("Request rate", (f'sum by (job) (rate(prometheus_http_requests_total[{R}]))', "prometheus"),
+           (f'sum(rate(loki_request_duration_seconds_count[{R}]))', "loki"),
+           (f'sum(rate(grafana_http_request_duration_seconds_count[{R}]))', "grafana"),
+           (f'sum(rate(otelcol_receiver_accepted_spans_total[{R}]))', "jaeger spans"), unit="reqps"),
+        ts("p95 latency", (f'histogram_quantile(0.95, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[{R}])))', "prometheus"),
+           (f'histogram_quantile(0.95, sum by (le) (rate(loki_request_duration_seconds_bucket[{R}])))', "loki"),
+           (f'histogram_quantile(0.95, sum by (le) (rate(grafana_http_request_duration_seconds_bucket[{R}])))', "grafana"), unit="s"),
+        ts("Error rates", (f'sum(rate(prometheus_http_requests_total{{code=~"5.."}}[{R}]))', "prometheus 5xx"),
+           (f'sum(rate(loki_request_duration_seconds_count{{status_code=~"5.."}}[{R}]))', "loki 5xx"),
+           (f'sum by (integration) (rate(alertmanager_notifications_failed_total[{R}]))', "alertmanager {{integration}}"),
+           (f'sum(rate(prometheus_rule_evaluation_failures_total[{R}]))', "rule failures"), unit="reqps"),
+        ts("Queue depths", ('sum(prometheus_remote_storage_samples_pending) or vector(0)', "remote write pending"),
+           ('sum(prometheus_notifications_queue_length)', "alert queue"),
+           ('sum(otelcol_exporter_queue_size) or vector(0)', "jaeger exporter queue")),
+        ts("CPU used per host", (f'100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{{mode="idle"}}[{R}])))', "{{instance}}"), unit="percent"),
+        ts("Memory used per host", ('100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)', "{{instance}}"), unit="percent"),
+        ts("Database connections", ('sum by (instance) (pg_stat_activity_count)', "postgres {{instance}}"),
+           ('redis_connected_clients', "redis {{instance}}")),
+        ts("Log lines received", (f'sum(rate(loki_distributor_lines_received_total[{R}]))', "lines/s")),
+    ], tags=["overview"]),
+    dashboard("node-overview", "Node overview", [
+        stat("Uptime", f'time() - node_boot_time_seconds{{{I}}}', unit="s"),
+        stat("CPUs", f'count by (instance) (node_cpu_seconds_total{{mode="idle", {I}}})'),
+        stat("Memory", f'node_memory_MemTotal_bytes{{{I}}}', unit="bytes"),
+        stat("Root filesystem used", f'100 * (1 - node_filesystem_avail_bytes{{mountpoint="/", {I}}} / node_filesystem_size_bytes{{mountpoint="/", {I}}})', unit="percent"),
+        ts("CPU by mode", (f'sum by (mode) (rate(node_cpu_seconds_total{{mode!="idle", {I}}}[{R}]))', "{{mode}}")),
+        ts("Load", (f'node_load1{{{I}}}', "1m {{instance}}"), (f'node_load15{{{I}}}', "15m {{instance}}")),
+        ts("Memory", (f'node_memory_MemTotal_bytes{{{I}}} - node_memory_MemAvailable_bytes{{{I}}}', "used {{instance}}"),
+           (f'node_memory_MemAvailable_bytes{{{I}}}', "available {{instance}}"), unit="bytes"),
+        ts("Filesystem used", (f'100 * (1 - node_filesystem_avail_bytes{{fstype!~"tmpfs|overlay|squashfs", {I}}} / node_filesystem_size_bytes{{fstype!~"tmpfs|overlay|squashfs", {I}}})', "{{instance}} {{mountpoint}}"), unit="percent"),
+        ts("Disk I/O", (f'sum by (instance) (rate(node_disk_read_bytes_total{{{I}}}[{R}]))', "read {{instance}}"),
+           (f'sum by (instance) (rate(node_disk_written_bytes_total{{{I}}}[{R}]))', "written {{instance}}"), unit="Bps"),
+        ts("Network", (f'sum by (instance) (rate(node_network_receive_bytes_total{{device!="lo", {I}}}[{R}]))', "in {{instance}}"),
+           (f'sum by (instance) (rate(node_network_transmit_bytes_total{{device!="lo", {I}}}[{R}]))', "out {{instance}}"), unit="Bps"),
+        logs("Journal of the selected hosts", '{job="systemd-journal", host=~"$host"}'),
+    ], variables=[var("instance", 'label_values(up{job="node"}, instance)'),
+                  {"name": "host", "label": "host (logs)", "type": "query", "datasource": LOKI,
+                   "query": "label_values(host)", "definition": "label_values(host)", "refresh": 2,
+                   "includeAll": True, "multi": True, "allValue": ".*", "current": {"text": "All", "value": "$__all"}}],
+        tags=["node"]),
+    dashboard("prometheus", "Prometheus", [
+        stat("Active series", 'sum(prometheus_tsdb_head_series)'),
+        stat("Targets down", 'count(up == 0) or vector(0)'),
+        stat("Config reload ok", 'min(prometheus_config_last_reload_successful)'),
+        stat("Rule failures (1h)", 'sum(increase(prometheus_rule_evaluation_failures_total[1h]))'),
+        ts("Samples ingested", (f'sum by (instance) (rate(prometheus_tsdb_head_samples_appended_total[{R}]))', "{{instance}}"), unit="short"),
+        ts("Scrape duration p95 by job", ('quantile by (job) (0.95, scrape_duration_seconds)', "{{job}}"), unit="s"),
+        ts("Rule group duration", ('max by (rule_group) (prometheus_rule_group_last_duration_seconds)', "{{rule_group}}"), unit="s"),
+        ts("Query p95", (f'histogram_quantile(0.95, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket{{handler=~"/api/v1/query.*"}}[{R}])))', "query"), unit="s"),
+        ts("TSDB size", ('prometheus_tsdb_storage_blocks_bytes + prometheus_tsdb_wal_storage_size_bytes', "{{instance}}"), unit="bytes"),
+        ts("Notifications sent and dropped", (f'sum(rate(prometheus_notifications_sent_total[{R}]))', "sent"),
+           (f'sum(rate(prometheus_notifications_dropped_total[{R}]))', "dropped")),
+    ], tags=["prometheus"]),
+    dashboard("alertmanager", "Alertmanager", [
+        stat("Alerts", 'sum(alertmanager_alerts{state="active"})'),
+        stat("Suppressed", 'sum(alertmanager_alerts{state="suppressed"})'),
+        stat("Silences", 'max(alertmanager_silences{state="active"})'),
+        stat("Cluster members", 'max(alertmanager_cluster_members)'),
+        ts("Notifications by integration", (f'sum by (integration) (rate(alertmanager_notifications_total[{R}]))', "{{integration}}")),
+        ts("Failed notifications", (f'sum by (integration) (rate(alertmanager_notifications_failed_total[{R}]))', "{{integration}}")),
+        ts("Notification latency p95", (f'histogram_quantile(0.95, sum by (le, integration) (rate(alertmanager_notification_latency_seconds_bucket[{R}])))', "{{integration}}"), unit="s"),
+        ts("Alerts received", (f'sum by (instance) (rate(alertmanager_alerts_received_total[{R}]))', "{{instance}}")),
+    ], tags=["alertmanager"]),
+    dashboard("postgresql", "PostgreSQL", [
+        stat("Up", f'min(pg_up{{{I}}})'),
+        stat("Connections", f'sum(pg_stat_activity_count{{{I}}})'),
+        stat("Max connections", f'max(pg_settings_max_connections{{{I}}})'),
+        stat("Deadlocks (1h)", f'sum(increase(pg_stat_database_deadlocks{{{I}}}[1h]))'),
+        ts("Connections by state", (f'sum by (instance, state) (pg_stat_activity_count{{{I}}})', "{{instance}} {{state}}")),
+        ts("Transactions", (f'sum by (instance) (rate(pg_stat_database_xact_commit{{{I}}}[{R}]))', "commit {{instance}}"),
+           (f'sum by (instance) (rate(pg_stat_database_xact_rollback{{{I}}}[{R}]))', "rollback {{instance}}"), unit="ops"),
+        ts("Cache hit ratio", (f'sum by (instance) (rate(pg_stat_database_blks_hit{{{I}}}[{R}])) / (sum by (instance) (rate(pg_stat_database_blks_hit{{{I}}}[{R}])) + sum by (instance) (rate(pg_stat_database_blks_read{{{I}}}[{R}])))', "{{instance}}"), unit="percentunit"),
+        ts("Rows changed", (f'sum by (instance) (rate(pg_stat_database_tup_inserted{{{I}}}[{R}]) + rate(pg_stat_database_tup_updated{{{I}}}[{R}]) + rate(pg_stat_database_tup_deleted{{{I}}}[{R}]))', "{{instance}}"), unit="ops"),
+        ts("Database size", (f'pg_database_size_bytes{{{I}}}', "{{instance}} {{datname}}"), unit="bytes"),
+    ], variables=[var("instance", 'label_values(pg_up, instance)')], tags=["postgresql"]),
+    dashboard("redis", "Redis", [
+        stat("Up", f'min(redis_up{{{I}}})'),
+        stat("Clients", f'sum(redis_connected_clients{{{I}}})'),
+        stat("Memory used", f'sum(redis_memory_used_bytes{{{I}}})', unit="bytes"),
+        stat("Rejected connections (1h)", f'sum(increase(redis_rejected_connections_total{{{I}}}[1h]))'),
+        ts("Commands", (f'sum by (instance) (rate(redis_commands_processed_total{{{I}}}[{R}]))', "{{instance}}"), unit="ops"),
+        ts("Hit ratio", (f'sum by (instance) (rate(redis_keyspace_hits_total{{{I}}}[{R}])) / (sum by (instance) (rate(redis_keyspace_hits_total{{{I}}}[{R}])) + sum by (instance) (rate(redis_keyspace_misses_total{{{I}}}[{R}])))', "{{instance}}"), unit="percentunit"),
+        ts("Memory", (f'redis_memory_used_bytes{{{I}}}', "used {{instance}}"), (f'redis_memory_max_bytes{{{I}}}', "max {{instance}}"), unit="bytes"),
+        ts("Evicted and expired keys", (f'sum by (instance) (rate(redis_evicted_keys_total{{{I}}}[{R}]))', "evicted {{instance}}"),
+           (f'sum by (instance) (rate(redis_expired_keys_total{{{I}}}[{R}]))', "expired {{instance}}")),
+    ], variables=[var("instance", 'label_values(redis_up, instance)')], tags=["redis"]),
+    dashboard("loki-promtail", "Loki and Promtail", [
+        stat("Loki up", 'min(up{job="loki"})'),
+        stat("Promtails up", 'sum(up{job="promtail"})'),
+        stat("Lines/s received", f'sum(rate(loki_distributor_lines_received_total[{R}]))'),
+        stat("Bytes/s received", f'sum(rate(loki_distributor_bytes_received_total[{R}]))', unit="Bps"),
+        ts("Loki requests by route", (f'sum by (route) (rate(loki_request_duration_seconds_count[{R}]))', "{{route}}"), unit="reqps"),
+        ts("Loki p95 latency by route", (f'histogram_quantile(0.95, sum by (le, route) (rate(loki_request_duration_seconds_bucket[{R}])))', "{{route}}"), unit="s"),
+        ts("Promtail entries sent", (f'sum by (instance) (rate(promtail_sent_entries_total[{R}]))', "{{instance}}")),
+        ts("Promtail entries dropped", (f'sum by (instance) (rate(promtail_dropped_entries_total[{R}]))', "{{instance}}")),
+        logs("Errors in every journal", '{job="systemd-journal"} |~ "(?i)error|fail"'),
+    ], tags=["loki", "promtail"]),
+    dashboard("jaeger", "Jaeger", [
+        stat("Jaeger up", 'min(up{job="jaeger"})'),
+        stat("Spans/s accepted", f'sum(rate(otelcol_receiver_accepted_spans_total[{R}]))'),
+        stat("Spans/s refused", f'sum(rate(otelcol_receiver_refused_spans_total[{R}]))'),
+        stat("Export queue", 'sum(otelcol_exporter_queue_size) or vector(0)'),
+        ts("Spans received by transport", (f'sum by (transport) (rate(otelcol_receiver_accepted_spans_total[{R}]))', "{{transport}}")),
+        ts("Spans stored and failed", (f'sum(rate(otelcol_exporter_sent_spans_total[{R}]))', "stored"),
+           (f'sum(rate(otelcol_exporter_send_failed_spans_total[{R}]))', "failed")),
+        ts("Batch sizes", (f'histogram_quantile(0.95, sum by (le) (rate(otelcol_processor_batch_batch_send_size_bucket[{R}])))', "p95")),
+        ts("Process memory", ('otelcol_process_memory_rss', "{{instance}}"), unit="bytes"),
+    ], tags=["jaeger"]),
+]
+
+if __name__ == "__main__":
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("*.json"):
+        old.unlink()
+    for board in DASHBOARDS:
+        (OUT / f"{board['uid']}.json").write_text(json.dumps(board, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {len(DASHBOARDS)} dashboards to {OUT}")
