@@ -151,6 +151,7 @@ def main():
         "changed": bool(writes or removals),
         "written": [w["dest"] for w in writes],
         "content_changed": [w["dest"] for w in writes if w["reason"] != "metadata"],
+        "created": [w["dest"] for w in writes if w["reason"] == "new"],
         "removed": removals,
     }
     if module._diff:
