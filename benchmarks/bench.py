@@ -33,12 +33,17 @@ def hosts_for(n):
 
 
 def create(names):
-    sh("podman", "network", "create", "--ignore", NETWORK)
+    if sh("podman", "network", "exists", NETWORK, check=False).returncode != 0:
+        sh("podman", "network", "create", NETWORK)
     for name in names:
         sh("podman", "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK, "--cap-add", "SYS_ADMIN",
            "--systemd", "always", "--label", "monstack=bench", IMAGE, "/sbin/init")
+    # the mirror's Alertmanager is Debian's build, which reads its templates from disk
+    fixture = Path(os.environ["MONSTACK_MIRROR_DIR"]) / "_fixtures/alertmanager-0.33.1-templates.tar.gz"
     for name in names:
         sh("podman", "exec", name, "systemctl", "is-system-running", "--wait", check=False)
+        with open(fixture, "rb") as data:
+            subprocess.run(["podman", "exec", "-i", name, "tar", "-xzf", "-", "-C", "/"], stdin=data, check=True)
 
 
 def destroy(names):
@@ -46,14 +51,25 @@ def destroy(names):
 
 
 def inventory(names, directory):
-    """The issue-8 workload: node_exporter everywhere, Prometheus and Alertmanager on the first host."""
+    """core: node_exporter everywhere, Prometheus and Alertmanager on the first host.
+    stack: all nine components, laid out like the lab (monitoring, logs, traces, app hosts)."""
     mon = names[0]
     groups = {"prometheus": {"hosts": {mon: None}}, "alertmanager": {"hosts": {mon: None}}}
+    extra = {}
+    if WORKLOAD == "stack":
+        logs, traces = names[1 % len(names)], names[2 % len(names)]
+        apps = names[3:] or [names[-1]]
+        groups.update({"grafana": {"hosts": {mon: None}}, "loki": {"hosts": {logs: None}},
+                       "jaeger": {"hosts": {traces: None}}, "promtail": {"hosts": {n: None for n in names}},
+                       "postgres_exporter": {"hosts": {n: None for n in apps}},
+                       "redis_exporter": {"hosts": {n: None for n in apps}}})
+        # no database servers in the benchmark containers: the exporters run and report them down
+        extra = {"grafana_admin_password": "benchmark-password-1", "postgres_exporter_create_db_user": False}
     inv = {"all": {"vars": {"ansible_connection": "containers.podman.podman", "ansible_become": False,
                             "ansible_python_interpreter": "/usr/bin/python3", **MIRROR_VARS,
                             "stack_artifact_mirror": os.environ["MONSTACK_MIRROR_URL"],
                             "stack_artifact_cache": str(directory / "cache"),
-                            "alertmanager_receivers": [{"name": "blackhole"}]},
+                            "alertmanager_receivers": [{"name": "blackhole"}], **extra},
                    "hosts": {n: None for n in names}, "children": groups}}
     path = directory / "hosts.json"
     path.write_text(json.dumps(inv))

@@ -52,3 +52,33 @@ def unit_pid(host, unit: str) -> int:
 def exposure(host, unit: str) -> float:
     out = host.run(f"systemd-analyze security {unit} --no-pager").stdout
     return float(out.strip().splitlines()[-1].split("level for")[1].split(":")[1].split()[0])
+
+
+ALERT_SINK = r'''
+import http.server
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open("/var/tmp/alert-sink.jsonl", "ab") as out:
+            out.write(body.replace(b"\n", b" ") + b"\n")
+        self.send_response(200)
+        self.end_headers()
+http.server.HTTPServer(("0.0.0.0", 5001), Sink).serve_forever()
+'''
+
+
+def start_alert_sink(host):
+    """A webhook receiver on port 5001 of host that records every POST (Alertmanager's
+    payloads) in /var/tmp/alert-sink.jsonl; stop it with stop_alert_sink."""
+    host.run("systemctl stop alert-sink; rm -f /var/tmp/alert-sink.jsonl")
+    host.check_output("systemd-run --unit alert-sink python3 -c %s", ALERT_SINK)
+
+
+def stop_alert_sink(host):
+    host.run("systemctl stop alert-sink")
+
+
+def delivered_alerts(host):
+    """(payload, alert) pairs the sink on host has received so far."""
+    lines = host.run("cat /var/tmp/alert-sink.jsonl").stdout.splitlines()
+    return [(payload, alert) for payload in map(json.loads, lines) for alert in payload["alerts"]]

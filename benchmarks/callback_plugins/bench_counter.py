@@ -15,7 +15,7 @@ DOCUMENTATION = r"""
 name: bench_counter
 type: aggregate
 short_description: Per-host task counts for the benchmark
-description: Writes {host: {executed, ok, changed, failed, skipped}} to $BENCH_COUNTER_OUT.
+description: "Writes {host: {executed, ok, changed, failed, skipped}} to $BENCH_COUNTER_OUT."
 requirements: [enable in callbacks_enabled]
 """
 

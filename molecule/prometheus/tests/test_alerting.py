@@ -3,23 +3,12 @@ from Prometheus through the Alertmanager cluster to a webhook receiver run by th
 import json
 import time
 
-from conftest import get_host, host_names
+from conftest import delivered_alerts, get_host, host_names, start_alert_sink, stop_alert_sink
 
 MEMBERS = host_names("alertmanager")
 PROM = host_names("prometheus")[0] if host_names("prometheus") else None
 testinfra_hosts = [f"podman://{MEMBERS[0]}"] if MEMBERS else []
 
-SINK = r'''
-import http.server, json, sys
-class Sink(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        with open("/var/tmp/alert-sink.jsonl", "ab") as out:
-            out.write(body.replace(b"\n", b" ") + b"\n")
-        self.send_response(200)
-        self.end_headers()
-http.server.HTTPServer(("0.0.0.0", 5001), Sink).serve_forever()
-'''
 
 
 
@@ -45,20 +34,17 @@ def test_a_silence_made_on_one_member_reaches_the_others(host):
 def test_a_stopped_exporter_fires_an_alert_delivered_to_the_webhook(host):
     sink_host = get_host(PROM)
     victim = get_host(MEMBERS[-1])
-    sink_host.run("systemctl stop alert-sink; rm -f /var/tmp/alert-sink.jsonl")
-    sink_host.check_output("systemd-run --unit alert-sink python3 -c %s", SINK)
+    start_alert_sink(sink_host)
     victim.check_output("systemctl stop node_exporter")
     try:
         deadline = time.time() + 120
         delivered = None
         while not delivered and time.time() < deadline:
             time.sleep(3)
-            lines = sink_host.run("cat /var/tmp/alert-sink.jsonl").stdout.splitlines()
-            for payload in map(json.loads, lines):
-                for alert in payload["alerts"]:
-                    if alert["labels"].get("alertname") == "TargetDown" \
-                            and alert["labels"].get("instance") == f"{MEMBERS[-1]}:9100":
-                        delivered = (payload, alert)
+            for payload, alert in delivered_alerts(sink_host):
+                if alert["labels"].get("alertname") == "TargetDown" \
+                        and alert["labels"].get("instance") == f"{MEMBERS[-1]}:9100":
+                    delivered = (payload, alert)
         assert delivered, "no TargetDown alert for the stopped exporter reached the webhook"
         payload, alert = delivered
         assert payload["receiver"] == "sink" and alert["status"] == "firing"
@@ -67,4 +53,4 @@ def test_a_stopped_exporter_fires_an_alert_delivered_to_the_webhook(host):
         assert alert["annotations"]["summary"] == f"Target {MEMBERS[-1]}:9100 of job node is down"
     finally:
         victim.run("systemctl start node_exporter")
-        sink_host.run("systemctl stop alert-sink")
+        stop_alert_sink(sink_host)

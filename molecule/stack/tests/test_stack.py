@@ -11,22 +11,12 @@ import urllib.parse
 import pytest
 import yaml
 
-from conftest import INVENTORY, SCENARIO_DIR, get_host, host_names, run_playbook, unit_pid
+from conftest import (INVENTORY, SCENARIO_DIR, delivered_alerts, get_host, host_names, run_playbook, start_alert_sink,
+                      stop_alert_sink, unit_pid)
 
 MON = host_names("prometheus")[0] if host_names("prometheus") else None
 testinfra_hosts = [f"podman://{MON}"] if MON else []
 STANDIN_JOBS = {"grafana": "grafana", "loki": "loki", "promtail": "promtail", "jaeger": "jaeger"}
-SINK = r'''
-import http.server
-class Sink(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        with open("/var/tmp/alert-sink.jsonl", "ab") as out:
-            out.write(body.replace(b"\n", b" ") + b"\n")
-        self.send_response(200)
-        self.end_headers()
-http.server.HTTPServer(("0.0.0.0", 5001), Sink).serve_forever()
-'''
 
 
 def query(host, expr):
@@ -85,22 +75,18 @@ def test_alertmanager_members_form_one_cluster(host):
 
 def test_a_stopped_application_fires_an_alert_delivered_to_the_webhook(host):
     victim = get_host(host_names("app")[-1])
-    host.run("systemctl stop alert-sink; rm -f /var/tmp/alert-sink.jsonl")
-    host.check_output("systemd-run --unit alert-sink python3 -c %s", SINK)
+    start_alert_sink(host)
     victim.check_output("systemctl stop demo-shop")
     try:
         def delivered():
-            for line in host.run("cat /var/tmp/alert-sink.jsonl").stdout.splitlines():
-                for alert in json.loads(line)["alerts"]:
-                    if alert["labels"].get("alertname") == "TargetDown" and alert["labels"].get("job") == "shop":
-                        return alert
-            return None
+            return next((alert for _, alert in delivered_alerts(host)
+                         if alert["labels"].get("alertname") == "TargetDown" and alert["labels"].get("job") == "shop"), None)
         alert = wait_for(delivered, 120)
         assert alert, "no TargetDown alert for the stopped application reached the webhook"
         assert alert["labels"]["instance"] == f"{victim.backend.name}:8000" and alert["labels"]["team"] == "shop"
     finally:
         victim.run("systemctl start demo-shop")
-        host.run("systemctl stop alert-sink")
+        stop_alert_sink(host)
 
 
 @pytest.mark.standin

@@ -112,20 +112,25 @@ def binary_replaced(pid, binary):
     return any(mtime > started + 1.5 for mtime in symlink_mtimes(binary))
 
 
+def request(url, username=None, password=None, method="GET", timeout=3):
+    """HTTP call to a service on this host: never through a proxy, certificate not checked
+    (it may be self-signed), basic auth when a user is given. Returns (status, body)."""
+    req = urllib.request.Request(url, data=b"" if method == "POST" else None, method=method)
+    if username:
+        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    handlers = [urllib.request.ProxyHandler({})]
+    if url.startswith("https"):
+        handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
+    with urllib.request.build_opener(*handlers).open(req, timeout=timeout) as response:
+        return response.status, response.read()
+
+
 def probe(url, port, username, password):
     if url:
-        request = urllib.request.Request(url, method="GET")
-        if username:
-            token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
-        # the service is on this host: never through a proxy, and its certificate may be self-signed
-        handlers = [urllib.request.ProxyHandler({})]
-        if url.startswith("https"):
-            handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
         try:
-            with urllib.request.build_opener(*handlers).open(request, timeout=3) as response:
-                response.read()
-                return 200 <= response.status < 300, f"HTTP {response.status}"
+            status, _ = request(url, username, password)
+            return 200 <= status < 300, f"HTTP {status}"
         except urllib.error.HTTPError as exc:
             return False, f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError) as exc:
@@ -140,27 +145,11 @@ def probe(url, port, username, password):
 
 
 def fetch(url, username, password):
-    request = urllib.request.Request(url, method="GET")
-    if username:
-        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    handlers = [urllib.request.ProxyHandler({})]
-    if url.startswith("https"):
-        handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
-    with urllib.request.build_opener(*handlers).open(request, timeout=15) as response:
-        return response.read().decode("utf-8", "replace")
+    return request(url, username, password, timeout=15)[1].decode("utf-8", "replace")
 
 
 def post(url, username, password):
-    request = urllib.request.Request(url, data=b"", method="POST")
-    if username:
-        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    handlers = [urllib.request.ProxyHandler({})]
-    if url.startswith("https"):
-        handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
-    with urllib.request.build_opener(*handlers).open(request, timeout=30) as response:
-        return response.read()
+    return request(url, username, password, method="POST", timeout=30)[1]
 
 
 def metric_value(text, metric):
