@@ -11,14 +11,19 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 HERE = pathlib.Path(__file__).resolve().parent / "render"
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
+def render(tmp_path_factory, **extra):
     out = tmp_path_factory.mktemp("rendered")
     env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     proc = subprocess.run(["ansible-playbook", "-i", str(HERE / "inventory.yml"), str(HERE / "render.yml"),
-                           "-e", f"render_dir={out}"], cwd=ROOT, env=env, capture_output=True, text=True)
+                           "-e", json.dumps({"render_dir": str(out), **extra})], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     return {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    return render(tmp_path_factory)
 
 
 def test_loki_is_single_binary_tsdb_v13_on_the_filesystem(rendered):
@@ -91,3 +96,38 @@ def test_prometheus_scrapes_logs_and_traces_hosts(rendered):
         sorted(t["targets"][0] for t in targets["promtail"]) == ["10.0.0.2:9080", "10.0.0.4:9080"]
     assert targets["jaeger"] == [{"targets": ["10.0.0.3:8888"]}]
     assert targets["alertmanager"] == [{"targets": ["10.0.0.1:9093"]}]
+
+
+def test_prometheus_3_8_and_later_keep_retention_in_the_config_file(rendered):
+    assert rendered["prometheus"]["storage"] == {"tsdb": {"retention": {"time": "15d"}}}
+    assert not any(k.startswith("storage.tsdb.retention") for k in rendered["prometheus_flags"])
+    assert rendered["prometheus"]["rule_files"] == ["rules/*.yml"]
+    assert rendered["prometheus"]["alerting"]["alertmanagers"][0]["file_sd_configs"][0]["files"] == ["file_sd/alertmanagers.yml"]
+
+
+def test_prometheus_before_3_8_keeps_retention_in_flags(tmp_path_factory):
+    out = render(tmp_path_factory, prometheus_version="3.5.3", prometheus_retention_size="50GB")
+    assert "storage" not in out["prometheus"]
+    assert out["prometheus_flags"]["storage.tsdb.retention.time"] == "15d"
+    assert out["prometheus_flags"]["storage.tsdb.retention.size"] == "50GB"
+
+
+def test_prometheus_agent_mode_has_no_rules_alerting_or_tsdb(tmp_path_factory):
+    out = render(tmp_path_factory, prometheus_agent_mode=True,
+                 prometheus_config={"remote_write": [{"url": "https://mimir.example.org/api/v1/push"}]})
+    assert out["prometheus_flags"]["agent"] is True and out["prometheus_flags"]["storage.agent.path"] == "/var/lib/prometheus"
+    assert "storage.tsdb.path" not in out["prometheus_flags"]
+    assert not {"rule_files", "alerting", "storage"} & set(out["prometheus"])
+    assert "evaluation_interval" not in out["prometheus"]["global"]
+    assert out["prometheus"]["remote_write"] == [{"url": "https://mimir.example.org/api/v1/push"}]
+
+
+def test_prometheus_web_tls_and_basic_auth_use_a_web_config_file(tmp_path_factory):
+    out = render(tmp_path_factory, prometheus_web_tls_cert="PEM", prometheus_web_tls_key="KEY",
+                 prometheus_web_basic_auth_users={"ops": "secret"})
+    assert out["prometheus_flags"]["web.config.file"] == "/etc/prometheus/web.yml"
+
+
+def test_a_single_alertmanager_runs_with_clustering_off(rendered):
+    assert rendered["alertmanager_flags"]["cluster.listen-address"] == ""
+    assert "cluster.peer" not in rendered["alertmanager_flags"]

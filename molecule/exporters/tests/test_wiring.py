@@ -36,6 +36,15 @@ def test_probed_targets_are_their_own_instances(host):
     assert wait_for(lambda: query(host, 'redis_up{job="redis"}').get("redis://monitor@localhost:6379") == 1)
 
 
+def test_a_wrong_password_fires_the_alert_for_that_server_only(host):
+    def firing():
+        out = json.loads(host.check_output("curl -fsS --noproxy '*' http://127.0.0.1:9090/api/v1/alerts"))
+        return {a["labels"].get("instance") for a in out["data"]["alerts"]
+                if a["labels"]["alertname"] == "PostgresqlDown" and a["state"] == "firing"}
+    assert wait_for(lambda: "db12:5432/postgres" in firing(), timeout=60), firing()
+    assert not {f"{n}:9187" for n in host_names("databases")} & firing(), "the servers it can log in to stay quiet"
+
+
 def test_the_play_names_the_server_it_cannot_log_in_to(host):
     run = run_playbook("converge.yml", limit=host_names("secured")[0])
     assert run.returncode == 0, run.output[-3000:]

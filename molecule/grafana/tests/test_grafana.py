@@ -139,3 +139,18 @@ def test_real_a_datasource_change_applies_without_restart(host):
     assert run.returncode == 0, run.output[-2000:]
     assert api(host, "/api/datasources/uid/testdata2")["name"] == "TestData 2"
     assert unit_pid(host, "grafana") == pid
+
+
+@pytest.mark.standin
+def test_standin_a_plugin_archive_from_the_controller_is_installed(host, tmp_path):
+    import zipfile
+    archive = tmp_path / "monstack-test-panel.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("monstack-test-panel/plugin.json", json.dumps({"type": "panel", "id": "monstack-test-panel"}))
+    pid = unit_pid(host, "grafana")
+    run = run_playbook("converge.yml", limit=GRAF, extra={
+        "grafana_plugins": [{"name": "monstack-test-panel", "src": str(archive)}]})
+    assert run.returncode == 0, run.output[-2000:]
+    plugin = host.file("/var/lib/grafana/plugins/monstack-test-panel/plugin.json")
+    assert plugin.exists and plugin.user == "grafana"
+    assert unit_pid(host, "grafana") != pid, "a new plugin restarts Grafana so it is loaded"
