@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from conftest import host_names, run_playbook, unit_pid
-from realcheck import require_real
+from conftest import host_names, require_real, run_playbook, unit_pid
 
 JAEGER = host_names("jaeger")[0] if host_names("jaeger") else None
 testinfra_hosts = [f"podman://{JAEGER}"] if JAEGER else []

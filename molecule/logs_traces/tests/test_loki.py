@@ -8,8 +8,7 @@ import uuid
 
 import pytest
 
-from conftest import get_host, host_names, run_playbook, unit_pid
-from realcheck import require_real
+from conftest import get_host, host_names, require_real, run_playbook, unit_pid
 
 LOKI = host_names("loki")[0] if host_names("loki") else None
 testinfra_hosts = [f"podman://{LOKI}"] if LOKI else []

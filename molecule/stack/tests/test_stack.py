@@ -11,8 +11,8 @@ import urllib.parse
 import pytest
 import yaml
 
-from conftest import (INVENTORY, SCENARIO_DIR, delivered_alerts, get_host, host_names, run_playbook, start_alert_sink,
-                      stop_alert_sink, unit_pid)
+from conftest import (INVENTORY, SCENARIO_DIR, delivered_alerts, get_host, host_names, is_standin, require_real,
+                      run_playbook, start_alert_sink, stop_alert_sink, unit_pid)
 
 MON = host_names("prometheus")[0] if host_names("prometheus") else None
 testinfra_hosts = [f"podman://{MON}"] if MON else []
@@ -31,10 +31,6 @@ def wait_for(predicate, timeout=90, step=3):
     while not (result := predicate()) and time.time() < deadline:
         time.sleep(step)
     return result
-
-
-def standin(name, binary, flag="-version"):
-    return "STAND-IN" in get_host(name).run(f"/usr/local/bin/{binary} {flag}").stdout
 
 
 def test_every_exporter_and_application_target_is_up(host):
@@ -62,7 +58,7 @@ def test_standin_logs_traces_and_grafana_are_scraped_targets(host):
     expected = {("grafana", f"{MON}:3000"), ("loki", f"{host_names('loki')[0]}:3100"),
                 ("jaeger", f"{host_names('jaeger')[0]}:8888")} | {("promtail", f"{n}:9080") for n in host_names("promtail")}
     assert expected <= set(active)
-    if not standin(host_names("loki")[0], "loki"):
+    if not is_standin(get_host(host_names("loki")[0]), "loki"):
         assert active[("loki", f"{host_names('loki')[0]}:3100")] == "up"
 
 
@@ -157,9 +153,7 @@ def test_two_components_on_one_port_stop_before_any_change(host):
 @pytest.mark.real
 def test_real_application_logs_reach_loki_with_trace_ids(host):
     loki = host_names("loki")[0]
-    if standin(loki, "loki"):
-        pytest.skip("loki is the offline STAND-IN; this checks real behaviour and runs when the real archive is in "
-                    "the artifact mirror (README, 'Offline')")
+    require_real(get_host(loki), "loki")
     q = urllib.parse.urlencode({"query": '{unit="demo-shop.service"} |= "trace_id="', "limit": 5})
     out = wait_for(lambda: json.loads(get_host(loki).check_output(
         f"curl -fsS --noproxy '*' 'http://127.0.0.1:3100/loki/api/v1/query_range?{q}'"))["data"]["result"], 90)

@@ -133,17 +133,20 @@ def host_address(name, hostvars):
     return str(name)
 
 
+def service_address(name, hostvars, listen_var, default_port):
+    """host:port where other hosts reach a service on inventory host name: the port of its
+    listen address, and its IP when bound to one, else the host's address."""
+    listen = str(_lookup(hostvars, name, listen_var, f":{default_port}"))
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = host_address(name, hostvars)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def service_urls(names, hostvars, listen_var, default_port, scheme="http", path=""):
     """URLs of a service on each inventory host in names, at the port of its listen address."""
-    urls = []
-    for name in names or []:
-        listen = str(_lookup(hostvars, name, listen_var, f":{default_port}"))
-        host, _, port = listen.rpartition(":")
-        host = host.strip("[]")
-        if host in ("", "0.0.0.0", "::"):
-            host = host_address(name, hostvars)
-        urls.append(f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}{path}")
-    return urls
+    return [f"{scheme}://{service_address(name, hostvars, listen_var, default_port)}{path}" for name in names or []]
 
 
 def wrap(value, key):
@@ -187,12 +190,7 @@ def scrape_targets(jobs, groups, hostvars, app_var="stack_app_metrics"):
         members = next((groups[g] for g in spec.get("groups") or [] if g in groups), [])
         entries = []
         for name in members:
-            listen = str(_lookup(hostvars, name, spec.get("listen_var"), f":{spec.get('port')}"))
-            host, _, port = listen.rpartition(":")
-            host = host.strip("[]")
-            if host in ("", "0.0.0.0", "::"):
-                host = host_address(name, hostvars)
-            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            address = service_address(name, hostvars, spec.get("listen_var"), spec.get("port"))
             labels = {}
             path = _lookup(hostvars, name, spec.get("path_var"), spec.get("path") or "/metrics")
             if path != "/metrics":
