@@ -13,15 +13,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 NETWORK = "monstack-bench"
 REPS = int(os.environ.get("REPS", "3"))
 WORKLOAD = os.environ.get("WORKLOAD", "core")
 FORKS = os.environ.get("FORKS", "5")
 IMAGE = os.environ.get("BENCH_IMAGE", "localhost/monstack-debian12:latest")
-# versions the local mirror carries as real binaries
-MIRROR_VARS = {"prometheus_version": "3.5.3", "alertmanager_version": "0.33.1", "node_exporter_version": "1.11.1",
-               "postgres_exporter_version": "0.19.1", "redis_exporter_version": "1.86.0"}
+# Where releases come from, as scripts/setup chose it (tests/harness/artifact_source.py): the
+# local mirror's URL and the versions its build produced, or nothing (pinned upstream releases).
+STATE = Path(os.environ.get("MONSTACK_STATE") or Path.home() / ".cache/monitoring-stack")
+SOURCE = yaml.safe_load((STATE / "artifact-source.yml").read_text(encoding="utf-8"))
+SOURCE_VARS = {k: v for k, v in SOURCE.items() if not k.startswith("monstack_")}
 
 
 def sh(*cmd, check=True, **kw):
@@ -39,11 +43,12 @@ def create(names):
         sh("podman", "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK, "--cap-add", "SYS_ADMIN",
            "--systemd", "always", "--label", "monstack=bench", IMAGE, "/sbin/init")
     # the mirror's Alertmanager is Debian's build, which reads its templates from disk
-    fixture = Path(os.environ["MONSTACK_MIRROR_DIR"]) / "_fixtures/alertmanager-0.33.1-templates.tar.gz"
+    fixture = SOURCE.get("monstack_alertmanager_templates")
     for name in names:
         sh("podman", "exec", name, "systemctl", "is-system-running", "--wait", check=False)
-        with open(fixture, "rb") as data:
-            subprocess.run(["podman", "exec", "-i", name, "tar", "-xzf", "-", "-C", "/"], stdin=data, check=True)
+        if fixture:
+            with open(fixture, "rb") as data:
+                subprocess.run(["podman", "exec", "-i", name, "tar", "-xzf", "-", "-C", "/"], stdin=data, check=True)
 
 
 def destroy(names):
@@ -66,8 +71,7 @@ def inventory(names, directory):
         # no database servers in the benchmark containers: the exporters run and report them down
         extra = {"grafana_admin_password": "benchmark-password-1", "postgres_exporter_create_db_user": False}
     inv = {"all": {"vars": {"ansible_connection": "containers.podman.podman", "ansible_become": False,
-                            "ansible_python_interpreter": "/usr/bin/python3", **MIRROR_VARS,
-                            "stack_artifact_mirror": os.environ["MONSTACK_MIRROR_URL"],
+                            "ansible_python_interpreter": "/usr/bin/python3", **SOURCE_VARS,
                             "stack_artifact_cache": str(directory / "cache"),
                             "alertmanager_receivers": [{"name": "blackhole"}], **extra},
                    "hosts": {n: None for n in names}, "children": groups}}

@@ -3,13 +3,40 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
+
+import yaml
 
 import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner
 
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
 SCENARIO_DIR = os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "")
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def artifact_source() -> dict:
+    """What scripts/setup chose (tests/harness/artifact_source.py): source, versions, stand-ins."""
+    state = os.environ.get("MONSTACK_STATE") or os.path.expanduser("~/.cache/monitoring-stack")
+    with open(os.path.join(state, "artifact-source.yml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def expected_version(component: str) -> str:
+    """The version a converge installs: the mirror's (offline) or the role's pinned default."""
+    source = artifact_source()
+    if f"{component}_version" in source:
+        return source[f"{component}_version"]
+    defaults = yaml.safe_load((ROOT / "roles" / component / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    return defaults[f"{component}_version"]
+
+
+def previous_version(component: str) -> str:
+    """An older release of component that the artifact source carries, for upgrade tests."""
+    return artifact_source()["monstack_previous_versions"][component]
 
 
 def hosts(pattern: str = "all") -> list[str]:

@@ -7,6 +7,10 @@ MIRROR_DIR=$STATE/mirror
 MIRROR_PORT=${MONSTACK_MIRROR_PORT:-8765}
 export MONSTACK_MIRROR_URL=${MONSTACK_MIRROR_URL:-http://127.0.0.1:$MIRROR_PORT}
 export MONSTACK_MIRROR_DIR=$MIRROR_DIR
+# Where the lab and the tests install releases from (written by scripts/setup, read by the
+# monstack_artifacts vars plugin in every lab, Molecule and benchmark run).
+export MONSTACK_STATE=$STATE
+ARTIFACT_SOURCE=$STATE/artifact-source.yml
 mkdir -p "$STATE"
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -17,6 +21,15 @@ activate() {
   source "$VENV/bin/activate"
   export ANSIBLE_HOME=$STATE/ansible ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 NO_COLOR=1
 }
+
+# Run an Ansible command with the artifact source scripts/setup chose (the lab's runs; Molecule
+# sets the same in .config/molecule/config.yml). Not exported: unit tests render role defaults.
+with_artifact_source() {
+  ANSIBLE_VARS_PLUGINS=$ROOT/tests/harness/vars_plugins ANSIBLE_VARS_ENABLED=monstack_artifacts,host_group_vars "$@"
+}
+
+# One line a person reads: where releases come from and which components are stand-ins.
+source_summary() { "$VENV/bin/python" "$ROOT/tests/harness/artifact_source.py" --describe "$ARTIFACT_SOURCE"; }
 
 mirror_answers() { curl -fsS --noproxy '*' -o /dev/null "$MONSTACK_MIRROR_URL/manifest.json" 2>/dev/null; }
 

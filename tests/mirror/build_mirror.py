@@ -20,6 +20,7 @@ import io
 import json
 import lzma
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,17 +48,46 @@ PROM_FAMILY = [
      {"redis_exporter": ("prometheus-redis-exporter", "usr/bin/prometheus-redis-exporter")}),
 ]
 SUITES = ["sid", "trixie"]
-# stand-ins: component -> version (the pinned default, so the lab installs them unchanged)
-STANDINS = {"grafana": "13.2.3", "loki": "3.7.6", "promtail": "3.6.11", "jaeger": "2.20.0"}
-GRAFANA_BUILD_ID = "36482603486"
+ROLES = os.path.join(HERE, "..", "..", "roles")
 
 
-def recipe_hash():
+def role_default(component, key="version"):
+    """A role's default (stand-ins carry the pinned version, so the lab installs them unchanged)."""
+    import yaml  # pylint: disable=import-outside-toplevel  (the venv has it; the module loads without)
+    with open(os.path.join(ROLES, component, "defaults", "main.yml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)[f"{component}_{key}"]
+
+
+def standin_versions():
+    versions = {c: role_default(c) for c in ("grafana", "loki", "promtail", "jaeger")}
+    return versions, role_default("grafana", "build_ids")[versions["grafana"]]
+
+
+class MirrorError(Exception):
+    pass
+
+
+def recipe_hash(real_dir=None):
+    """This recipe, the stand-ins' versions and the supplied real archives (names and sizes)."""
     digest = hashlib.sha256()
     for name in ("build_mirror.py", "standin.py"):
         with open(os.path.join(HERE, name), "rb") as handle:
             digest.update(handle.read())
+    digest.update(json.dumps(standin_versions(), sort_keys=True).encode())
+    for rel, size in real_files(real_dir):
+        digest.update(f"{rel}:{size}".encode())
     return digest.hexdigest()[:16]
+
+
+def real_files(real_dir):
+    if not real_dir:
+        return []
+    found = []
+    for base, _, files in os.walk(real_dir):
+        for name in files:
+            path = os.path.join(base, name)
+            found.append((os.path.relpath(path, real_dir), os.path.getsize(path)))
+    return sorted(found)
 
 
 def fetch(url, dest):
@@ -131,6 +161,12 @@ def write_sums(directory, names, style="promu"):
 def build_prom_family(out, cache, arch, manifest):
     for suite in SUITES:
         index = packages_index(suite, arch, cache)
+        # every package checked before anything is downloaded
+        gone = sorted({pkg for _, _, _, members in PROM_FAMILY for pkg, _ in members.values()
+                       if pkg not in index and not (pkg == "promtool" and "prometheus" in index)})
+        if gone:
+            raise MirrorError(f"Debian {suite} ({arch}) has no package {', '.join(gone)} any more: "
+                              "the mirror cannot be built (see tests/mirror/build_mirror.py)")
         for component, repo, pattern, members in PROM_FAMILY:
             packages = {pkg for pkg, _ in members.values()}
             if any(pkg not in index for pkg in packages):
@@ -167,21 +203,28 @@ def build_prom_family(out, cache, arch, manifest):
                     os.makedirs(fixtures, exist_ok=True)
                     with tarfile.open(os.path.join(fixtures, f"alertmanager-{version}-templates.tar.gz"), "w:gz") as tar:
                         tar.add(templates, arcname="usr/share/prometheus/alertmanager")
+            fixture = f"_fixtures/alertmanager-{version}-templates.tar.gz"
+            if component == "alertmanager" and os.path.exists(os.path.join(out, fixture)):
+                manifest[component][version]["templates"] = fixture
             names = [n for n in os.listdir(release) if n.endswith(".tar.gz")]
             with open(os.path.join(release, "sha256sums.txt"), "w", encoding="utf-8") as handle:
                 handle.write(write_sums(release, names))
 
 
-def standin_bytes():
-    with open(os.path.join(HERE, "standin.py"), "rb") as handle:
-        return handle.read()
+def standin_bytes(versions):
+    """standin.py with the versions it claims to be (the roles' pinned defaults)."""
+    with open(os.path.join(HERE, "standin.py"), encoding="utf-8") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    return "".join(f"VERSIONS = {json.dumps(versions, sort_keys=True)}\n" if line.startswith("VERSIONS = ") else line
+                   for line in lines).encode()
 
 
 def build_standins(out, arch, manifest):
-    script = standin_bytes()
+    versions, build_id = standin_versions()
+    script = standin_bytes(versions)
     # Loki and Promtail: flat zips named loki-linux-<arch>.zip holding loki-linux-<arch>
     for component in ("loki", "promtail"):
-        version = STANDINS[component]
+        version = versions[component]
         release = os.path.join(out, GH, "grafana/loki/releases/download", f"v{version}")
         os.makedirs(release, exist_ok=True)
         name = f"{component}-linux-{arch}"
@@ -194,7 +237,7 @@ def build_standins(out, arch, manifest):
             handle.write(write_sums(release, names))
         manifest.setdefault(component, {})[version] = {"standin": True}
     # Jaeger: jaeger-<v>-linux-<arch>.tar.gz and a shasum -b list
-    version = STANDINS["jaeger"]
+    version = versions["jaeger"]
     release = os.path.join(out, GH, "jaegertracing/jaeger/releases/download", f"v{version}")
     os.makedirs(release, exist_ok=True)
     top = f"jaeger-{version}-linux-{arch}"
@@ -205,10 +248,10 @@ def build_standins(out, arch, manifest):
         handle.write(write_sums(release, [f"{top}.tar.gz"], style="shasum"))
     manifest.setdefault("jaeger", {})[version] = {"standin": True}
     # Grafana: dl.grafana.com/grafana/release/<v>/grafana_<v>_<build>_linux_<arch>.tar.gz (+ .sha256, bare hash)
-    version = STANDINS["grafana"]
+    version = versions["grafana"]
     release = os.path.join(out, "dl.grafana.com/grafana/release", version)
     os.makedirs(release, exist_ok=True)
-    name = f"grafana_{version}_{GRAFANA_BUILD_ID}_linux_{arch}.tar.gz"
+    name = f"grafana_{version}_{build_id}_linux_{arch}.tar.gz"
     top = f"grafana-{version}"
     with targz(os.path.join(release, name)) as tar:
         for directory in ("", "/bin", "/conf", "/public", "/data", "/data/plugins-bundled"):
@@ -219,7 +262,56 @@ def build_standins(out, arch, manifest):
         add_file(tar, f"{top}/VERSION", data=f"{version}\n".encode())
     with open(os.path.join(release, name + ".sha256"), "w", encoding="utf-8") as handle:
         handle.write(sha256(os.path.join(release, name)) + "\n")
-    manifest.setdefault("grafana", {})[version] = {"standin": True, "build_id": GRAFANA_BUILD_ID}
+    manifest.setdefault("grafana", {})[version] = {"standin": True, "build_id": build_id}
+
+
+# Real archives a user supplies (MONSTACK_REAL_ARTIFACTS): upstream <host>/<path> -> component, version
+REAL_PATTERNS = [
+    (re.compile(r"^github\.com/grafana/loki/releases/download/v([^/]+)/loki-linux-(amd64|arm64)\.zip$"), "loki"),
+    (re.compile(r"^github\.com/grafana/loki/releases/download/v([^/]+)/promtail-linux-(amd64|arm64)\.zip$"), "promtail"),
+    (re.compile(r"^github\.com/jaegertracing/jaeger/releases/download/v([^/]+)/jaeger-[^/]+-linux-(amd64|arm64)\.tar\.gz$"),
+     "jaeger"),
+    (re.compile(r"^dl\.grafana\.com/grafana/release/([^/]+)/grafana_[^_]+_(\d+)_linux_(amd64|arm64)\.tar\.gz$"), "grafana"),
+]
+
+
+def overlay_real(out, real_dir, arch, manifest):
+    """Copy supplied real archives over the tree (replacing stand-ins of the same name) and
+    record them as real in the manifest. A checksum list missing beside an archive is made
+    from the archive, and said so."""
+    for rel, _ in real_files(real_dir):
+        dest = os.path.join(out, rel)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copyfile(os.path.join(real_dir, rel), dest)
+    for rel, _ in real_files(real_dir):
+        for pattern, component in REAL_PATTERNS:
+            match = pattern.match(rel.replace(os.sep, "/"))
+            if not match or match.groups()[-1] != arch:
+                continue
+            version = match.group(1)
+            entry = {"real": True, "supplied": True}
+            if component == "grafana":
+                entry["build_id"] = match.group(2)
+            # the stand-in of the same version is gone: its archive was just replaced
+            manifest.setdefault(component, {})[version] = entry
+            release = os.path.dirname(os.path.join(out, rel))
+            name = os.path.basename(rel)
+            if component == "grafana":
+                sums = os.path.join(release, name + ".sha256")
+                if not os.path.exists(os.path.join(real_dir, os.path.relpath(sums, out))):
+                    with open(sums, "w", encoding="utf-8") as handle:
+                        handle.write(sha256(os.path.join(release, name)) + "\n")
+                    print(f"note: no {name}.sha256 supplied; made one from the archive")
+                continue
+            listname = {"loki": "SHA256SUMS", "promtail": "SHA256SUMS"}.get(component, f"jaeger-{version}.sha256sum.txt")
+            sums = os.path.join(release, listname)
+            supplied = os.path.join(real_dir, os.path.relpath(sums, out))
+            if not os.path.exists(supplied):
+                names = [n for n in os.listdir(release) if n.endswith((".zip", ".tar.gz"))]
+                with open(sums, "w", encoding="utf-8") as handle:
+                    handle.write(write_sums(release, names, style="shasum" if component == "jaeger" else "promu"))
+                print(f"note: no {listname} supplied beside {name}; made one from the archives")
+            print(f"real {component} {version} from {real_dir}")
 
 
 def main():
@@ -227,9 +319,14 @@ def main():
     parser.add_argument("--out", required=True, help="mirror directory")
     parser.add_argument("--cache", default=os.path.expanduser("~/.cache/monitoring-stack/debs"))
     parser.add_argument("--arch", default="amd64", choices=["amd64", "arm64"])
+    parser.add_argument("--real", help="directory of real upstream archives (upstream <host>/<path> layout) "
+                                       "that replace the stand-ins")
     args = parser.parse_args()
+    if args.real and not os.path.isdir(args.real):
+        print(f"error: MONSTACK_REAL_ARTIFACTS={args.real} is not a directory", file=sys.stderr)
+        return 1
     stamp = os.path.join(args.out, ".recipe")
-    wanted = f"{recipe_hash()}-{args.arch}"
+    wanted = f"{recipe_hash(args.real)}-{args.arch}"
     if os.path.exists(stamp) and open(stamp, encoding="utf-8").read().strip() == wanted:
         print(f"mirror {args.out} is up to date")
         return 0
@@ -237,13 +334,19 @@ def main():
     os.makedirs(args.out)
     os.makedirs(args.cache, exist_ok=True)
     manifest = {}
-    build_prom_family(args.out, args.cache, args.arch, manifest)
+    try:
+        build_prom_family(args.out, args.cache, args.arch, manifest)
+    except MirrorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     build_standins(args.out, args.arch, manifest)
+    if args.real:
+        overlay_real(args.out, args.real, args.arch, manifest)
     with open(os.path.join(args.out, "manifest.json"), "w", encoding="utf-8") as handle:
         json.dump(manifest, handle, indent=2, sort_keys=True)
     with open(stamp, "w", encoding="utf-8") as handle:
         handle.write(wanted)
-    print(json.dumps(manifest, indent=1, sort_keys=True))
+    print(json.dumps(manifest, sort_keys=True))
     return 0
 
 

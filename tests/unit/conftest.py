@@ -1,5 +1,6 @@
 """Load the roles' plugins and modules as plain Python modules for unit tests."""
 import importlib.util
+import os
 import pathlib
 import tarfile
 
@@ -40,7 +41,8 @@ def filters():
     return load("filter_plugins/stack.py", "stack_filters")
 
 
-MIRROR = pathlib.Path.home() / ".cache/monitoring-stack/mirror/github.com/prometheus/prometheus/releases/download"
+MIRROR = (pathlib.Path(os.environ.get("MONSTACK_MIRROR_DIR") or pathlib.Path.home() / ".cache/monitoring-stack/mirror")
+          / "github.com/prometheus/prometheus/releases/download")
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,9 @@ HERE = pathlib.Path(__file__).resolve().parent / "render"
 
 def render(tmp_path_factory, **extra):
     out = tmp_path_factory.mktemp("rendered")
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    # the roles' own defaults: no lab/test artifact source (tests/harness/vars_plugins) in play
+    env = {k: v for k, v in os.environ.items() if k not in ("ANSIBLE_VARS_PLUGINS", "ANSIBLE_VARS_ENABLED")}
+    env.update(ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     proc = subprocess.run(["ansible-playbook", "-i", str(HERE / "inventory.yml"), str(HERE / "render.yml"),
                            "-e", json.dumps({"render_dir": str(out), **extra})], cwd=ROOT, env=env,
                           capture_output=True, text=True)

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from conftest import get_host, host_names, hosts, run_playbook, unit_pid
+from conftest import get_host, host_names, hosts, previous_version, run_playbook, unit_pid
 
 TARGET = next(n for n in host_names() if n not in host_names("web_auth")) if host_names() else None
 testinfra_hosts = [f"podman://{TARGET}"] if TARGET else []
@@ -34,8 +34,8 @@ def test_checksum_mismatch_shows_both_hashes_and_installs_nothing(host, tmp_path
     before = state(host)
     wrong = "0" * 64
     run = run_playbook("converge.yml", limit=TARGET, extra={
-        "node_exporter_version": "1.9.0",
-        "node_exporter_checksums": {"1.9.0": {"amd64": wrong}},
+        "node_exporter_version": previous_version("node_exporter"),
+        "node_exporter_checksums": {previous_version("node_exporter"): {"amd64": wrong}},
         "stack_artifact_cache": str(tmp_path)})
     assert run.returncode != 0
     match = re.search(r"checksum mismatch for node_exporter-1\.9\.0\.linux-amd64\.tar\.gz .*expected sha256 (\w+), got (\w+)",

@@ -3,10 +3,10 @@ import re
 
 import pytest
 
-from conftest import exposure, hostvars, hosts, unit_pid
+from conftest import expected_version, exposure, hostvars, hosts, unit_pid
 
 testinfra_hosts = hosts()
-WANTED_VERSION = "1.11.1"
+WANTED_VERSION = expected_version("node_exporter")
 
 
 def scrape(host, path="/metrics"):

@@ -2,7 +2,9 @@
 reuses the kept release without downloading."""
 import re
 
-from conftest import host_names, hosts, run_playbook, unit_pid
+from conftest import expected_version, host_names, hosts, previous_version, run_playbook, unit_pid
+
+OLD, NEW = previous_version("node_exporter"), expected_version("node_exporter")
 
 TARGET = next(n for n in host_names() if n not in host_names("web_auth")) if host_names() else None
 testinfra_hosts = [f"podman://{TARGET}"] if TARGET else []
@@ -15,16 +17,16 @@ def build_version(host):
 
 def test_version_change_restarts_onto_new_binary_and_back(host, tmp_path):
     pid = unit_pid(host, "node_exporter")
-    run = run_playbook("converge.yml", limit=TARGET, extra={"node_exporter_version": "1.9.0"})
+    run = run_playbook("converge.yml", limit=TARGET, extra={"node_exporter_version": OLD})
     assert run.returncode == 0, run.output[-3000:]
-    assert build_version(host).startswith("1.9.0")
+    assert build_version(host).startswith(OLD)
     assert unit_pid(host, "node_exporter") != pid
-    assert host.file("/opt/monitoring/node_exporter/1.11.1-linux-amd64").is_directory, "previous release kept"
+    assert host.file(f"/opt/monitoring/node_exporter/{NEW}-linux-amd64").is_directory, "previous release kept"
 
     # back to the default: the kept release is relinked, nothing is fetched
     # (an empty cache and a closed mirror prove it)
     run = run_playbook("converge.yml", limit=TARGET, extra={
         "stack_artifact_mirror": "http://127.0.0.1:9", "stack_artifact_cache": str(tmp_path)})
     assert run.returncode == 0, run.output[-3000:]
-    assert build_version(host).startswith("1.11.1")
-    assert host.run("readlink -f /usr/local/bin/node_exporter").stdout.strip().endswith("/1.11.1-linux-amd64/node_exporter")
+    assert build_version(host).startswith(NEW)
+    assert host.run("readlink -f /usr/local/bin/node_exporter").stdout.strip().endswith(f"/{NEW}-linux-amd64/node_exporter")

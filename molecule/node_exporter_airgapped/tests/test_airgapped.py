@@ -2,13 +2,15 @@
 import json
 import os
 
-from conftest import hosts
+from conftest import artifact_source, hosts
+
+VERSION = artifact_source()["monstack_mirror_versions"]["node_exporter"]
 
 testinfra_hosts = hosts()
 
 
 def test_installed_from_the_staged_directory(host):
-    marker = json.loads(host.file("/opt/monitoring/node_exporter/1.11.1-linux-amd64/.stack-release.json").content_string)
+    marker = json.loads(host.file(f"/opt/monitoring/node_exporter/{VERSION}-linux-amd64/.stack-release.json").content_string)
     staged = os.environ["MONSTACK_MIRROR_DIR"]
     assert marker["source"].startswith(staged + "/github.com/prometheus/node_exporter/"), marker
     assert "://" not in marker["source"]
@@ -21,5 +23,5 @@ def test_serves_metrics(host):
 
 
 def test_cache_was_filled_from_the_staged_directory():
-    cache = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "artifacts", "node_exporter", "1.11.1")
-    assert os.path.exists(os.path.join(cache, "linux-amd64", "node_exporter-1.11.1.linux-amd64.tar.gz.sha256"))
+    cache = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "artifacts", "node_exporter", VERSION)
+    assert os.path.exists(os.path.join(cache, "linux-amd64", f"node_exporter-{VERSION}.linux-amd64.tar.gz.sha256"))

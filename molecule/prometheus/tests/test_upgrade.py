@@ -1,14 +1,15 @@
-"""Prometheus 2.53 (Debian trixie's build) deployed and ingesting, then upgraded to 3.5 by
-the role: the samples written by 2.53 are still there to query."""
+"""An older Prometheus (offline: Debian trixie's 2.53 build) deployed and ingesting, then upgraded
+by the role (offline: to sid's 3.5): the samples written by the old one are still there to query."""
 import json
 import time
 import urllib.parse
 
-from conftest import host_names, run_playbook
+from conftest import expected_version, host_names, previous_version, run_playbook
 
 TARGET = host_names("upgrade")[0] if host_names("upgrade") else None
 testinfra_hosts = [f"podman://{TARGET}"] if TARGET else []
-OLD, NEW = "2.53.3", "3.5.3"
+# offline: Debian trixie's 2.53 and sid's 3.5, whatever the mirror build produced
+OLD, NEW = previous_version("prometheus"), expected_version("prometheus")
 
 
 def api(host, path, **params):
@@ -16,7 +17,7 @@ def api(host, path, **params):
     return json.loads(out)["data"]
 
 
-def test_upgrade_from_2_53_keeps_the_samples(host):
+def test_upgrade_keeps_the_samples(host):
     run = run_playbook("upgrade.yml", extra={"prometheus_version": OLD})
     assert run.returncode == 0, run.output[-3000:]
     assert api(host, "/api/v1/status/buildinfo")["version"].startswith(OLD)
