@@ -32,12 +32,20 @@ with_artifact_source() {
 source_summary() { "$VENV/bin/python" "$ROOT/tests/harness/artifact_source.py" --describe "$ARTIFACT_SOURCE"; }
 
 mirror_answers() { curl -fsS --noproxy '*' -o /dev/null "$MONSTACK_MIRROR_URL/manifest.json" 2>/dev/null; }
+# ... and serves this state directory's mirror, not another checkout's
+mirror_is_ours() {
+  curl -fsS --noproxy '*' "$MONSTACK_MIRROR_URL/manifest.json" 2>/dev/null | cmp -s - "$MIRROR_DIR/manifest.json"
+}
 
 # Serve the artifact mirror on loopback unless something already answers there.
 #   start_mirror            for the life of the calling script (stop_mirror ends it)
 #   start_mirror PIDFILE    detached, outliving the caller; its pid goes to PIDFILE
 start_mirror() {
-  mirror_answers && return
+  if mirror_answers; then
+    mirror_is_ours && return
+    die "$MONSTACK_MIRROR_URL serves another mirror than $MIRROR_DIR (another checkout or state directory):
+  stop that server or set MONSTACK_MIRROR_PORT"
+  fi
   [[ -f $MIRROR_DIR/manifest.json ]] || die "no artifact mirror in $MIRROR_DIR: run scripts/setup first"
   if [[ -n ${1:-} ]]; then
     setsid nohup python3 -m http.server "$MIRROR_PORT" --bind 127.0.0.1 --directory "$MIRROR_DIR" \
