@@ -146,3 +146,16 @@ def test_port_conflicts_name_host_port_and_components(filters):
     hostvars = HostVars(a={"grafana_listen_address": "0.0.0.0:3100"}, b={})
     assert filters.port_conflicts(groups, hostvars) == ["host a: port 3100 is wanted by grafana and loki"]
     assert filters.port_conflicts({"all": ["a"], "prometheus": ["a"], "alertmanager": ["a"]}, HostVars(a={})) == []
+
+
+def test_port_conflicts_read_the_alertmanager_cluster_port_from_its_variable(filters):
+    groups = {"all": ["a"], "alertmanager": ["a"], "loki": ["a"]}
+    moved = HostVars(a={"alertmanager_cluster_port": 3100})
+    assert filters.port_conflicts(groups, moved) == ["host a: port 3100 is wanted by alertmanager and loki"]
+    assert filters.port_conflicts({"all": ["a"], "alertmanager": ["a"], "jaeger": ["a"]},
+                                  HostVars(a={"alertmanager_cluster_port": 9095})) == []
+
+
+def test_a_malformed_listen_address_is_named_instead_of_crashing(filters):
+    problems = filters.port_conflicts({"all": ["a"]}, HostVars(a={"node_exporter_listen_address": "nohost"}))
+    assert problems == ["host a: node_exporter_listen_address is 'nohost', not host:port or a port number"]

@@ -410,10 +410,10 @@ def otel_problems(config):
     return problems
 
 
-# Ports each component's group takes on a host: (host var of the address, default port).
+# Ports each component's group takes on a host: (host var of the address or port, default port).
 COMPONENT_PORTS = {
     "prometheus": [("prometheus_listen_address", 9090)],
-    "alertmanager": [("alertmanager_listen_address", 9093), (None, 9094)],
+    "alertmanager": [("alertmanager_listen_address", 9093), ("alertmanager_cluster_port", 9094)],
     "grafana": [("grafana_listen_address", 3000)],
     "loki": [("loki_listen_address", 3100), ("loki_grpc_port", 9096)],
     "promtail": [("promtail_listen_address", 9080)],
@@ -428,16 +428,20 @@ COMPONENT_PORTS = {
 
 def port_conflicts(groups, hostvars):
     """Hosts on which two components of the stack would listen on the same port."""
-    claims = {}
+    claims, malformed = {}, []
     for component, ports in COMPONENT_PORTS.items():
         members = groups.get(component) or (groups.get("all", []) if component == "node_exporter" else [])
         for name in members:
             for var, default in ports:
-                value = _lookup(hostvars, name, var, default) if var else default
-                port = int(str(value).rpartition(":")[2])
-                claims.setdefault((name, port), []).append(component)
-    return [f"host {host}: port {port} is wanted by {' and '.join(sorted(set(c)))}"
-            for (host, port), c in sorted(claims.items()) if len(c) > 1]
+                value = _lookup(hostvars, name, var, default)
+                port = str(value).rpartition(":")[2]
+                if not port.isdigit() or not 0 < int(port) < 65536:
+                    # the role's argument specs refuse it too, but only once that role runs
+                    malformed.append(f"host {name}: {var} is {value!r}, not host:port or a port number")
+                    continue
+                claims.setdefault((name, int(port)), []).append(component)
+    return malformed + [f"host {host}: port {port} is wanted by {' and '.join(sorted(set(c)))}"
+                        for (host, port), c in sorted(claims.items()) if len(c) > 1]
 
 
 class FilterModule:

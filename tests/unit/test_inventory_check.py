@@ -1,0 +1,30 @@
+"""playbooks/inventory_check.yml, run on its own (as site.yml runs it first): it names the
+variable of a malformed address instead of crashing in a template, and needs no role loaded."""
+import pathlib
+import subprocess
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def run_check(tmp_path, hostvars):
+    inventory = {"all": {"hosts": {"mon": {"ansible_connection": "local", **hostvars}},
+                         "children": {"prometheus": {"hosts": {"mon": None}}}}}
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    proc = subprocess.run(["ansible-playbook", "-i", str(path), "playbooks/inventory_check.yml"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_runs_on_its_own_and_passes_a_good_inventory(tmp_path):
+    rc, out = run_check(tmp_path, {})
+    assert rc == 0, out[-2000:]
+
+
+def test_names_the_variable_of_a_malformed_listen_address(tmp_path):
+    rc, out = run_check(tmp_path, {"node_exporter_listen_address": "nohost"})
+    assert rc != 0
+    assert "node_exporter_listen_address is 'nohost', not host:port or a port number" in out, out[-2000:]
+    assert "CapturedExceptionMarker" not in out
