@@ -3,6 +3,7 @@ required keys, schema, ports and wiring from the inventory. Rendered on the cont
 import json
 import os
 import pathlib
+import re
 import subprocess
 
 import pytest
@@ -133,3 +134,31 @@ def test_prometheus_web_tls_and_basic_auth_use_a_web_config_file(tmp_path_factor
 def test_a_single_alertmanager_runs_with_clustering_off(rendered):
     assert rendered["alertmanager_flags"]["cluster.listen-address"] == ""
     assert "cluster.peer" not in rendered["alertmanager_flags"]
+
+
+def test_a_short_scrape_interval_alone_makes_a_config_promtool_accepts(tmp_path_factory, promtool):
+    # the config of the Prometheus whose promtool checks it (the mirror's)
+    version = re.search(r"version (\d+\.\d+\.\d+)", subprocess.run([str(promtool), "--version"], capture_output=True,
+                                                                 text=True).stdout).group(1)
+    out = render(tmp_path_factory, prometheus_scrape_interval="5s", prometheus_version=version)
+    assert out["prometheus"]["global"]["scrape_interval"] == "5s"
+    assert "scrape_timeout" not in out["prometheus"]["global"], "left to Prometheus, which clamps it to the interval"
+    config = tmp_path_factory.mktemp("promcheck") / "prometheus.yml"
+    config.write_text(json.dumps(out["prometheus"]))
+    check = subprocess.run([str(promtool), "check", "config", "--syntax-only", str(config)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_an_explicit_scrape_timeout_is_written(tmp_path_factory):
+    out = render(tmp_path_factory, prometheus_scrape_interval="30s", prometheus_scrape_timeout="20s")
+    assert out["prometheus"]["global"]["scrape_timeout"] == "20s"
+
+
+def test_a_rule_file_named_with_its_suffix_is_not_written_twice_suffixed(tmp_path_factory):
+    rules = {"groups": [{"name": "g", "rules": [{"record": "x", "expr": "1"}]}]}
+    # shipped rules need the role's path, which a play without the role's tasks lacks
+    out = render(tmp_path_factory, prometheus_alert_rules_shipped=False, render_rule_names=True,
+                 prometheus_rule_files={"hidden.yml": rules, "other.yaml": rules, "plain": rules})
+    names = out["prometheus_rule_names"]
+    assert {"hidden", "other", "plain"} <= set(names), names
+    assert not any(name.endswith((".yml", ".yaml")) for name in names), "rules/<name>.yml is written from these"
