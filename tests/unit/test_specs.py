@@ -1,0 +1,67 @@
+"""Argument specs, role defaults and role READMEs cannot drift apart.
+
+For every role: the variables in meta/argument_specs.yml and in defaults/main.yml are the
+same names; a documented default equals the real one (a default computed by a template is
+described in words instead, so the spec states none); a role README names no variable that
+exists nowhere."""
+import pathlib
+import re
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROLES = sorted(p.parent.parent.name for p in ROOT.glob("roles/*/meta/argument_specs.yml"))
+# read from hostvars by the shared filters; they have no role default on purpose (per host)
+INVENTORY_VARS = {"stack_address", "stack_app_metrics", "stack_required_groups"}
+
+
+def spec_options(role):
+    specs = yaml.safe_load((ROOT / "roles" / role / "meta/argument_specs.yml").read_text())["argument_specs"]
+    return specs["main"]["options"]
+
+
+def defaults(role):
+    path = ROOT / "roles" / role / "defaults/main.yml"
+    return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_specs_and_defaults_name_the_same_variables(role):
+    spec, real = set(spec_options(role)), set(defaults(role))
+    assert spec - real == set(), f"{role}: in argument_specs.yml but not defaults/main.yml"
+    assert real - spec == set(), f"{role}: in defaults/main.yml but not argument_specs.yml"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_documented_defaults_are_the_real_ones(role):
+    real = defaults(role)
+    for name, option in spec_options(role).items():
+        templated = "{{" in yaml.safe_dump(real.get(name))
+        if templated:
+            assert "default" not in option, f"{role}: {name} is computed; describe it instead of stating a default"
+        else:
+            assert "default" in option, f"{role}: {name} has a default ({real.get(name)!r}) the spec does not state"
+            assert option["default"] == real[name], f"{role}: {name}: spec says {option['default']!r}, defaults say {real[name]!r}"
+
+
+def known_names():
+    names = set(INVENTORY_VARS)
+    for role in (p.name for p in (ROOT / "roles").iterdir() if p.is_dir()):
+        names |= set(defaults(role))
+        vars_file = ROOT / "roles" / role / "vars/main.yml"
+        if vars_file.exists():
+            names |= set(yaml.safe_load(vars_file.read_text()) or {})
+        for plugin in (ROOT / "roles" / role).glob("*_plugins/*.py"):
+            names |= set(re.findall(r'"(\w+)":', plugin.read_text())) | {plugin.stem}
+        names |= {p.stem for p in (ROOT / "roles" / role).glob("library/*.py")}
+    return names
+
+
+@pytest.mark.parametrize("role", sorted(p.parent.name for p in ROOT.glob("roles/*/README.md")))
+def test_readmes_document_only_variables_that_exist(role):
+    text = (ROOT / "roles" / role / "README.md").read_text()
+    prefixes = tuple(f"{r}_" for r in ROLES)
+    mentioned = set(re.findall(r"`(\w+)", text)) | set(re.findall(r"^\s*(\w+):", text, re.M))
+    unknown = sorted(n for n in mentioned if n.startswith(prefixes) and not n.endswith("_") and n not in known_names())
+    assert unknown == [], f"roles/{role}/README.md documents variables that do not exist: {unknown}"
