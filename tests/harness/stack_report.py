@@ -230,6 +230,16 @@ def check_grafana(stack: Stack, report: Report, standins: set, password: str | N
                 report.add("FAIL", "grafana", host, f"{name}: {status} {result.get('message') or body[:200].decode(errors='replace')}")
 
 
+def read_back(url: str, token: str, tries: int = 15) -> bool:
+    """Does url return token within tries x 2 s? (ingestion and indexing take a moment)"""
+    for _ in range(tries):
+        status, _, body = http(url)
+        if status == 200 and token in body.decode(errors="replace"):
+            return True
+        time.sleep(2)
+    return False
+
+
 def check_loki(stack: Stack, report: Report, standins: set):
     for host in stack.hosts("loki"):
         if ("loki", host) in standins:
@@ -245,13 +255,7 @@ def check_loki(stack: Stack, report: Report, standins: set):
             continue
         query = urllib.parse.urlencode({"query": f'{{job="monstack-check"}} |= "{token}"', "limit": 5,
                                         "start": str(time.time_ns() - 300 * 10**9)})
-        found = False
-        for _ in range(15):
-            status, _, body = http(f"{base}/loki/api/v1/query_range?{query}")
-            if status == 200 and token in body.decode(errors="replace"):
-                found = True
-                break
-            time.sleep(2)
+        found = read_back(f"{base}/loki/api/v1/query_range?{query}", token)
         report.add("PASS" if found else "FAIL", "loki", host,
                    "log line pushed and read back with LogQL" if found else f"pushed line {token} not found by LogQL")
 
@@ -272,13 +276,7 @@ def check_jaeger(stack: Stack, report: Report, standins: set):
         if status != 200:
             report.add("FAIL", "jaeger", host, f"OTLP/HTTP export: {status} {body[:200].decode(errors='replace')}")
             continue
-        found = False
-        for _ in range(15):
-            status, _, body = http(f"{query}/api/traces/{trace_id}")
-            if status == 200 and span_id in body.decode(errors="replace"):
-                found = True
-                break
-            time.sleep(2)
+        found = read_back(f"{query}/api/traces/{trace_id}", span_id)
         report.add("PASS" if found else "FAIL", "jaeger", host,
                    "span sent over OTLP and read back" if found else f"trace {trace_id} not returned by the query API")
 
