@@ -33,13 +33,14 @@ def test_invalid_variables_fail_before_any_change(host, extra, names):
 def test_checksum_mismatch_shows_both_hashes_and_installs_nothing(host, tmp_path):
     before = state(host)
     wrong = "0" * 64
+    version = previous_version("node_exporter")
     run = run_playbook("converge.yml", limit=TARGET, extra={
-        "node_exporter_version": previous_version("node_exporter"),
-        "node_exporter_checksums": {previous_version("node_exporter"): {"amd64": wrong}},
+        "node_exporter_version": version,
+        "node_exporter_checksums": {version: {"amd64": wrong}},
         "stack_artifact_cache": str(tmp_path)})
     assert run.returncode != 0
-    match = re.search(r"checksum mismatch for node_exporter-1\.9\.0\.linux-amd64\.tar\.gz .*expected sha256 (\w+), got (\w+)",
-                      run.output)
+    match = re.search(rf"checksum mismatch for node_exporter-{re.escape(version)}\.linux-amd64\.tar\.gz "
+                      r".*expected sha256 (\w+), got (\w+)", run.output)
     assert match, run.output[-2000:]
     assert match.group(1) == wrong and re.fullmatch(r"[0-9a-f]{64}", match.group(2)) and match.group(2) != wrong
     assert state(host) == before
