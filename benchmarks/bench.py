@@ -13,8 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 NETWORK = "monstack-bench"
 REPS = int(os.environ.get("REPS", "3"))
@@ -23,8 +21,10 @@ FORKS = os.environ.get("FORKS", "5")
 IMAGE = os.environ.get("BENCH_IMAGE", "localhost/monstack-debian12:latest")
 # Where releases come from, as scripts/setup chose it (tests/harness/artifact_source.py): the
 # local mirror's URL and the versions its build produced, or nothing (pinned upstream releases).
-STATE = Path(os.environ.get("MONSTACK_STATE") or Path.home() / ".cache/monitoring-stack")
-SOURCE = yaml.safe_load((STATE / "artifact-source.yml").read_text(encoding="utf-8"))
+sys.path.insert(0, str(ROOT / "tests" / "harness"))
+from artifact_source import load_source  # noqa: E402  pylint: disable=wrong-import-position
+
+SOURCE = load_source()
 SOURCE_VARS = {k: v for k, v in SOURCE.items() if not k.startswith("monstack_")}
 
 

@@ -5,8 +5,7 @@ import json
 import os
 import pathlib
 import subprocess
-
-import yaml
+import sys
 
 import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner
@@ -16,22 +15,18 @@ SCENARIO_DIR = os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "")
 
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "harness"))
+import artifact_source as _source  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def artifact_source() -> dict:
     """What scripts/setup chose (tests/harness/artifact_source.py): source, versions, stand-ins."""
-    state = os.environ.get("MONSTACK_STATE") or os.path.expanduser("~/.cache/monitoring-stack")
-    with open(os.path.join(state, "artifact-source.yml"), encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+    return _source.load_source()
 
 
 def expected_version(component: str) -> str:
     """The version a converge installs: the mirror's (offline) or the role's pinned default."""
-    source = artifact_source()
-    if f"{component}_version" in source:
-        return source[f"{component}_version"]
-    defaults = yaml.safe_load((ROOT / "roles" / component / "defaults" / "main.yml").read_text(encoding="utf-8"))
-    return defaults[f"{component}_version"]
+    return artifact_source().get(f"{component}_version") or _source.role_default(component)
 
 
 def previous_version(component: str) -> str:

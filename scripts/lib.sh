@@ -7,10 +7,10 @@ MIRROR_DIR=$STATE/mirror
 MIRROR_PORT=${MONSTACK_MIRROR_PORT:-8765}
 export MONSTACK_MIRROR_URL=${MONSTACK_MIRROR_URL:-http://127.0.0.1:$MIRROR_PORT}
 export MONSTACK_MIRROR_DIR=$MIRROR_DIR
-# Where the lab and the tests install releases from (written by scripts/setup, read by the
-# monstack_artifacts vars plugin in every lab, Molecule and benchmark run).
+# Where the lab and the tests install releases from: written by scripts/setup to
+# $MONSTACK_STATE/artifact-source.yml, read through tests/harness/artifact_source.py (the
+# monstack_artifacts vars plugin, the scenarios' conftest, the benchmark, source_get below).
 export MONSTACK_STATE=$STATE
-ARTIFACT_SOURCE=$STATE/artifact-source.yml
 mkdir -p "$STATE"
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -28,8 +28,10 @@ with_artifact_source() {
   ANSIBLE_VARS_PLUGINS=$ROOT/tests/harness/vars_plugins ANSIBLE_VARS_ENABLED=monstack_artifacts,host_group_vars "$@"
 }
 
-# One line a person reads: where releases come from and which components are stand-ins.
-source_summary() { "$VENV/bin/python" "$ROOT/tests/harness/artifact_source.py" --describe "$ARTIFACT_SOURCE"; }
+# What a person reads: where releases come from and which components are stand-ins.
+source_summary() { "$VENV/bin/python" "$ROOT/tests/harness/artifact_source.py" --describe; }
+# One value of that choice, e.g. source_get monstack_standins
+source_get() { "$VENV/bin/python" "$ROOT/tests/harness/artifact_source.py" --get "$1"; }
 
 mirror_answers() { curl -fsS --noproxy '*' -o /dev/null "$MONSTACK_MIRROR_URL/manifest.json" 2>/dev/null; }
 # ... and serves this state directory's mirror, not another checkout's

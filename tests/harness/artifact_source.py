@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import json
 import os
 import sys
@@ -30,25 +31,44 @@ ROOT = Path(__file__).resolve().parents[2]
 # Upgrade tests install an older release first. Offline they use the mirror's older Debian
 # build; online these upstream releases (both exist upstream; not exercised offline).
 UPSTREAM_PREVIOUS = {"prometheus": "2.53.5", "node_exporter": "1.9.1"}
-STANDIN_CAPABLE = ("grafana", "loki", "promtail", "jaeger")
+
+
+def source_file() -> Path:
+    """Where scripts/setup writes the choice: $MONSTACK_STATE/artifact-source.yml."""
+    state = os.environ.get("MONSTACK_STATE") or os.path.expanduser("~/.cache/monitoring-stack")
+    return Path(state, "artifact-source.yml")
+
+
+def load_source(path=None) -> dict:
+    return yaml.safe_load(Path(path or source_file()).read_text(encoding="utf-8"))
 
 
 def version_key(version: str) -> tuple:
     return tuple(int(part) if part.isdigit() else 0 for part in version.replace("-", ".").split("."))
 
 
+@functools.lru_cache(maxsize=None)
+def role_defaults(role: str) -> dict:
+    """A role's defaults/main.yml, read once per process (the harness's one reader of them)."""
+    return yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text(encoding="utf-8")) or {}
+
+
 def role_default(component: str, key: str = "version"):
-    defaults = yaml.safe_load((ROOT / "roles" / component / "defaults" / "main.yml").read_text(encoding="utf-8"))
-    return defaults[f"{component}_{key}"]
+    return role_defaults(component)[f"{component}_{key}"]
+
+
+@functools.lru_cache(maxsize=None)
+def catalog() -> dict:
+    """The installer's artifact catalog (release URL patterns per component)."""
+    return yaml.safe_load((ROOT / "roles/stack/vars/main.yml").read_text(encoding="utf-8"))["stack_catalog"]
 
 
 def probe_urls() -> list[str]:
     """A pinned release's checksum list on each upstream download host the roles use."""
-    catalog = yaml.safe_load((ROOT / "roles/stack/vars/main.yml").read_text(encoding="utf-8"))["stack_catalog"]
-    node = catalog["node_exporter"]["checksums_url"].format(version=role_default("node_exporter"))
+    node = catalog()["node_exporter"]["checksums_url"].format(version=role_default("node_exporter"))
     version = role_default("grafana")
     build = role_default("grafana", "build_ids")[version]
-    grafana = catalog["grafana"]["url"].format(version=version, arch="amd64", build_id=build) + ".sha256"
+    grafana = catalog()["grafana"]["url"].format(version=version, arch="amd64", build_id=build) + ".sha256"
     return [node, grafana]
 
 
@@ -107,9 +127,9 @@ def choose(mode: str, manifest: dict, mirror_url: str, mirror_dir: str, probe=up
             chosen, reason = "upstream", "auto: the upstream download hosts answer"
         else:
             chosen, reason = "mirror", f"auto: {why}"
-    data = mirror_vars(manifest, mirror_url, mirror_dir) if chosen == "mirror" else upstream_vars()
-    # what the mirror carries, whichever source was chosen: the air-gapped scenario installs from it
     carried = mirror_vars(manifest, mirror_url, mirror_dir)
+    data = carried if chosen == "mirror" else upstream_vars()
+    # what the mirror carries, whichever source was chosen: the air-gapped scenario installs from it
     data["monstack_mirror_versions"] = {k[:-len("_version")]: v for k, v in carried.items() if k.endswith("_version")}
     return {"monstack_artifact_source": chosen, "monstack_artifact_reason": reason, **data}
 
@@ -129,18 +149,24 @@ def main() -> int:
     parser.add_argument("--mode", choices=["auto", "upstream", "mirror"], default="auto")
     parser.add_argument("--mirror-dir")
     parser.add_argument("--mirror-url")
-    parser.add_argument("--out")
-    parser.add_argument("--describe", metavar="FILE", help="print what a written source file says, and stop")
+    parser.add_argument("--out", help="where to write the choice (default: $MONSTACK_STATE/artifact-source.yml)")
+    parser.add_argument("--describe", action="store_true", help="print what the written choice says, and stop")
+    parser.add_argument("--get", metavar="KEY", help="print one value of the written choice (a list comma-separated)")
     args = parser.parse_args()
+    out = Path(args.out or source_file())
     if args.describe:
-        print(describe(yaml.safe_load(Path(args.describe).read_text(encoding="utf-8"))))
+        print(describe(load_source(out)))
         return 0
-    if not (args.mirror_dir and args.mirror_url and args.out):
-        parser.error("--mirror-dir, --mirror-url and --out are needed")
+    if args.get:
+        value = load_source(out).get(args.get, "")
+        print(", ".join(value) if isinstance(value, list) else value)
+        return 0
+    if not (args.mirror_dir and args.mirror_url):
+        parser.error("--mirror-dir and --mirror-url are needed")
     manifest = json.loads(Path(args.mirror_dir, "manifest.json").read_text(encoding="utf-8"))
     data = choose(args.mode, manifest, args.mirror_url, args.mirror_dir)
-    Path(args.out).write_text("# written by scripts/setup (tests/harness/artifact_source.py); do not edit\n"
-                              + yaml.safe_dump(data, sort_keys=True), encoding="utf-8")
+    out.write_text("# written by scripts/setup (tests/harness/artifact_source.py); do not edit\n"
+                   + yaml.safe_dump(data, sort_keys=True), encoding="utf-8")
     print(describe(data))
     return 0
 

@@ -30,7 +30,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from artifact_source import role_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN_HEADER = "X-Monstack-Stand-In"
@@ -43,10 +43,8 @@ ENDPOINTS = {
     "promtail": ("promtail_listen_address", "/ready"),
     "jaeger": ("jaeger_query_address", "/api/services"),
 }
-# Prometheus job -> component, for targets whose component is a stand-in (no /metrics there)
-JOB_COMPONENT = {"grafana": "grafana", "loki": "loki", "promtail": "promtail", "jaeger": "jaeger"}
-# Grafana datasource type -> the component that answers it
-DATASOURCE_COMPONENT = {"prometheus": "prometheus", "alertmanager": "alertmanager", "loki": "loki", "jaeger": "jaeger"}
+# Prometheus jobs and Grafana datasource types are named after the component that answers them,
+# so a job or datasource of a stand-in component is found by its name.
 
 
 @dataclass
@@ -117,8 +115,7 @@ class Stack:
 
     def url(self, component: str, host: str, variable: str | None = None) -> str:
         variable = variable or ENDPOINTS[component][0]
-        default = yaml.safe_load((ROOT / "roles" / component / "defaults" / "main.yml").read_text(encoding="utf-8"))
-        listen = self.hostvars.get(host, {}).get(variable, default[variable])
+        listen = self.hostvars.get(host, {}).get(variable, role_defaults(component)[variable])
         return f"http://{self.address(host)}:{port_of(listen)}"
 
 
@@ -157,7 +154,7 @@ def check_targets(stack: Stack, report: Report, standins: set, started: float, d
         for target in sorted(targets, key=lambda t: (t["labels"].get("job", ""), t["labels"].get("instance", ""))):
             job, instance = target["labels"].get("job", "?"), target["labels"].get("instance", "?")
             name = f"target {job} {instance}"
-            if JOB_COMPONENT.get(job) in standin_components:
+            if job in standin_components:
                 report.add("NOT RUN", job, host, f"{name}: {job} is a stand-in and serves no /metrics")
             elif target["health"] == "up":
                 report.add("PASS", job, host, f"{name} up")
@@ -219,7 +216,7 @@ def check_grafana(stack: Stack, report: Report, standins: set, password: str | N
             continue
         for source in json.loads(body):
             name = f"datasource {source['name']} ({source['type']})"
-            if DATASOURCE_COMPONENT.get(source["type"]) in standin_components:
+            if source["type"] in standin_components:
                 report.add("NOT RUN", "grafana", host, f"{name}: its backend is a stand-in")
                 continue
             status, _, body = http(f"{base}/api/datasources/uid/{source['uid']}/health", headers=auth, timeout=20)

@@ -8,11 +8,15 @@ listed before host_group_vars so that an inventory's own group_vars still win.
 from __future__ import annotations
 
 import os
+import sys
 
-import yaml
 from ansible.errors import AnsibleError
 from ansible.inventory.group import Group
 from ansible.plugins.vars import BaseVarsPlugin
+
+# the harness's one reader of the choice lives beside this directory
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from artifact_source import load_source, source_file  # noqa: E402  pylint: disable=wrong-import-position
 
 DOCUMENTATION = """
     name: monstack_artifacts
@@ -25,11 +29,6 @@ DOCUMENTATION = """
 """
 
 
-def source_file() -> str:
-    state = os.environ.get("MONSTACK_STATE") or os.path.expanduser("~/.cache/monitoring-stack")
-    return os.path.join(state, "artifact-source.yml")
-
-
 class VarsModule(BaseVarsPlugin):
     REQUIRES_ENABLED = True
 
@@ -38,7 +37,6 @@ class VarsModule(BaseVarsPlugin):
             return {}
         path = source_file()
         try:
-            with open(path, encoding="utf-8") as handle:
-                return yaml.safe_load(handle) or {}
+            return load_source(path) or {}
         except OSError as exc:
             raise AnsibleError(f"monstack_artifacts: cannot read {path} ({exc}); run scripts/setup first") from exc
