@@ -22,6 +22,7 @@ import lzma
 import os
 import re
 import shutil
+import string
 import subprocess
 import sys
 import tarfile
@@ -48,18 +49,14 @@ PROM_FAMILY = [
      {"redis_exporter": ("prometheus-redis-exporter", "usr/bin/prometheus-redis-exporter")}),
 ]
 SUITES = ["sid", "trixie"]
-ROLES = os.path.join(HERE, "..", "..", "roles")
-
-
-def role_default(component, key="version"):
-    """A role's default (stand-ins carry the pinned version, so the lab installs them unchanged)."""
-    import yaml  # pylint: disable=import-outside-toplevel  (the venv has it; the module loads without)
-    with open(os.path.join(ROLES, component, "defaults", "main.yml"), encoding="utf-8") as handle:
-        return yaml.safe_load(handle)[f"{component}_{key}"]
+STANDIN_COMPONENTS = ("grafana", "loki", "promtail", "jaeger")
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+from artifact_source import catalog, role_default  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def standin_versions():
-    versions = {c: role_default(c) for c in ("grafana", "loki", "promtail", "jaeger")}
+    """Stand-ins carry the roles' pinned versions, so the lab installs them unchanged."""
+    versions = {c: role_default(c) for c in STANDIN_COMPONENTS}
     return versions, role_default("grafana", "build_ids")[versions["grafana"]]
 
 
@@ -265,53 +262,53 @@ def build_standins(out, arch, manifest):
     manifest.setdefault("grafana", {})[version] = {"standin": True, "build_id": build_id}
 
 
-# Real archives a user supplies (MONSTACK_REAL_ARTIFACTS): upstream <host>/<path> -> component, version
-REAL_PATTERNS = [
-    (re.compile(r"^github\.com/grafana/loki/releases/download/v([^/]+)/loki-linux-(amd64|arm64)\.zip$"), "loki"),
-    (re.compile(r"^github\.com/grafana/loki/releases/download/v([^/]+)/promtail-linux-(amd64|arm64)\.zip$"), "promtail"),
-    (re.compile(r"^github\.com/jaegertracing/jaeger/releases/download/v([^/]+)/jaeger-[^/]+-linux-(amd64|arm64)\.tar\.gz$"),
-     "jaeger"),
-    (re.compile(r"^dl\.grafana\.com/grafana/release/([^/]+)/grafana_[^_]+_(\d+)_linux_(amd64|arm64)\.tar\.gz$"), "grafana"),
-]
+# Real archives a user supplies (MONSTACK_REAL_ARTIFACTS) are recognised by the installer's own
+# catalog URLs; a checksum list that is not supplied is made in the format upstream uses.
+FIELD_PATTERNS = {"version": r"[^/_]+", "arch": "amd64|arm64", "build_id": r"\d+"}
+SUMS_STYLE = {"grafana": "bare", "jaeger": "shasum"}  # others: promu (`<hex>  <file>`)
+
+
+def catalog_pattern(template):
+    """A catalog URL template -> a regex over its <host>/<path> with one named group per field."""
+    pattern, seen = "", set()
+    for literal, field, _, _ in string.Formatter().parse(template.split("://", 1)[1]):
+        pattern += re.escape(literal)
+        if field:
+            pattern += f"(?P={field})" if field in seen else f"(?P<{field}>{FIELD_PATTERNS[field]})"
+            seen.add(field)
+    return re.compile(pattern + "$")
 
 
 def overlay_real(out, real_dir, arch, manifest):
     """Copy supplied real archives over the tree (replacing stand-ins of the same name) and
     record them as real in the manifest. A checksum list missing beside an archive is made
     from the archive, and said so."""
-    for rel, _ in real_files(real_dir):
+    supplied = [rel.replace(os.sep, "/") for rel, _ in real_files(real_dir)]
+    for rel in supplied:
         dest = os.path.join(out, rel)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         shutil.copyfile(os.path.join(real_dir, rel), dest)
-    for rel, _ in real_files(real_dir):
-        for pattern, component in REAL_PATTERNS:
-            match = pattern.match(rel.replace(os.sep, "/"))
-            if not match or match.groups()[-1] != arch:
+    patterns = {c: catalog_pattern(catalog()[c]["url"]) for c in STANDIN_COMPONENTS}
+    for rel in supplied:
+        for component, pattern in patterns.items():
+            match = pattern.match(rel)
+            if not match or match["arch"] != arch:
                 continue
-            version = match.group(1)
-            entry = {"real": True, "supplied": True}
-            if component == "grafana":
-                entry["build_id"] = match.group(2)
+            fields = match.groupdict()
             # the stand-in of the same version is gone: its archive was just replaced
-            manifest.setdefault(component, {})[version] = entry
-            release = os.path.dirname(os.path.join(out, rel))
-            name = os.path.basename(rel)
-            if component == "grafana":
-                sums = os.path.join(release, name + ".sha256")
-                if not os.path.exists(os.path.join(real_dir, os.path.relpath(sums, out))):
-                    with open(sums, "w", encoding="utf-8") as handle:
-                        handle.write(sha256(os.path.join(release, name)) + "\n")
-                    print(f"note: no {name}.sha256 supplied; made one from the archive")
-                continue
-            listname = {"loki": "SHA256SUMS", "promtail": "SHA256SUMS"}.get(component, f"jaeger-{version}.sha256sum.txt")
-            sums = os.path.join(release, listname)
-            supplied = os.path.join(real_dir, os.path.relpath(sums, out))
-            if not os.path.exists(supplied):
-                names = [n for n in os.listdir(release) if n.endswith((".zip", ".tar.gz"))]
-                with open(sums, "w", encoding="utf-8") as handle:
-                    handle.write(write_sums(release, names, style="shasum" if component == "jaeger" else "promu"))
-                print(f"note: no {listname} supplied beside {name}; made one from the archives")
-            print(f"real {component} {version} from {real_dir}")
+            manifest.setdefault(component, {})[fields["version"]] = {
+                "real": True, "supplied": True, **({"build_id": fields["build_id"]} if "build_id" in fields else {})}
+            sums = catalog()[component]["checksums_url"].split("://", 1)[1].format(**fields)
+            if sums not in supplied:
+                release = os.path.dirname(os.path.join(out, rel))
+                with open(os.path.join(out, sums), "w", encoding="utf-8") as handle:
+                    if SUMS_STYLE.get(component) == "bare":
+                        handle.write(sha256(os.path.join(out, rel)) + "\n")
+                    else:
+                        names = [n for n in os.listdir(release) if n.endswith((".zip", ".tar.gz"))]
+                        handle.write(write_sums(release, names, style=SUMS_STYLE.get(component, "promu")))
+                print(f"note: no {os.path.basename(sums)} supplied beside {os.path.basename(rel)}; made one from the archive")
+            print(f"real {component} {fields['version']} from {real_dir}")
 
 
 def main():

@@ -101,6 +101,10 @@ def test_supplied_real_archives_replace_the_stand_ins(tmp_path):
     grafana = real / "dl.grafana.com/grafana/release/12.3.0"
     grafana.mkdir(parents=True)
     (grafana / "grafana_12.3.0_987654_linux_amd64.tar.gz").write_bytes(b"real grafana")
+    jaeger = real / "github.com/jaegertracing/jaeger/releases/download/v2.21.0"
+    jaeger.mkdir(parents=True)
+    (jaeger / "jaeger-2.21.0-linux-amd64.tar.gz").write_bytes(b"real jaeger")
+    (jaeger / "jaeger-2.21.0-linux-arm64.tar.gz").write_bytes(b"another arch")
     out = tmp_path / "mirror"
     manifest = {"loki": {"3.7.6": {"standin": True}}}
     mirror.overlay_real(str(out), str(real), "amd64", manifest)
@@ -109,6 +113,9 @@ def test_supplied_real_archives_replace_the_stand_ins(tmp_path):
     sums = (out / "github.com/grafana/loki/releases/download/v3.7.6/SHA256SUMS").read_text()
     assert sums.endswith("  loki-linux-amd64.zip\n"), "a missing checksum list is made from the archive"
     assert (out / "dl.grafana.com/grafana/release/12.3.0/grafana_12.3.0_987654_linux_amd64.tar.gz.sha256").exists()
+    assert manifest["jaeger"] == {"2.21.0": {"real": True, "supplied": True}}, "only this machine's architecture counts"
+    assert " *jaeger-2.21.0-linux-amd64.tar.gz\n" in (
+        out / "github.com/jaegertracing/jaeger/releases/download/v2.21.0/jaeger-2.21.0.sha256sum.txt").read_text()
     assert mirror.recipe_hash(str(real)) != mirror.recipe_hash(None), "supplying archives rebuilds the mirror"
 
 
