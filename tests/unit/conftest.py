@@ -57,3 +57,11 @@ def promtool(tmp_path_factory):
         member.name = "promtool"
         tar.extract(member, out, filter="data")
     return out / "promtool"
+
+
+@pytest.fixture(scope="session")
+def registry():
+    """The component registry (stack_components) as the roles see it."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    return yaml.safe_load((COMMON / "vars" / "main.yml").read_text())["stack_components"]

@@ -1,5 +1,15 @@
 """Filters that derive the wiring from the inventory and shape rules and receivers."""
+import pathlib
+
 import pytest
+
+from conftest import load
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def load_role_filters(role):
+    return load(ROOT / "roles" / role / "filter_plugins" / f"{role}.py", f"{role}_filters")
 
 
 class HostVars(dict):
@@ -38,7 +48,8 @@ def test_a_missing_group_gives_an_empty_job_and_app_names_cannot_shadow_jobs(fil
         filters.scrape_targets(jobs, {"all": ["a"]}, HostVars(a={"stack_app_metrics": [{"name": "x"}]}))
 
 
-def test_alert_rules_drop_and_override_by_name(filters):
+def test_alert_rules_drop_and_override_by_name():
+    filters = load_role_filters("prometheus")
     files = {"stack-node": {"groups": [{"name": "node", "rules": [
         {"alert": "A", "expr": "x > 1", "for": "5m", "labels": {"severity": "warning"}},
         {"alert": "B", "expr": "y > 1"}]}]},
@@ -48,7 +59,8 @@ def test_alert_rules_drop_and_override_by_name(filters):
         {"alert": "A", "expr": "x > 1", "for": "30m", "labels": {"severity": "warning", "team": "db"}}]}]}}
 
 
-def test_alertmanager_inline_secrets_move_to_files(filters):
+def test_alertmanager_inline_secrets_move_to_files():
+    filters = load_role_filters("alertmanager")
     config = {"global": {"smtp_auth_password": "mailpw", "smtp_smarthost": "mx:587"},
               "receivers": [{"name": "ops team", "slack_configs": [{"api_url": "https://hooks/x", "channel": "#a"}],
                              "pagerduty_configs": [{"routing_key": "rk"}],
@@ -76,22 +88,18 @@ def test_alertmanager_inline_secrets_move_to_files(filters):
     ([{"name": "s", "slack_configs": [{"api_url_file": "/etc/alertmanager/secrets/nope"}]}],
      "/etc/alertmanager/secrets/nope is referenced but not in alertmanager_secret_files"),
 ])
-def test_alertmanager_receivers_without_their_secret_are_reported(filters, receivers, problem):
-    problems = filters.alertmanager_problems({"receivers": receivers}, {}, "/etc/alertmanager/secrets")
+def test_alertmanager_receivers_without_their_secret_are_reported(receivers, problem):
+    problems = load_role_filters("alertmanager").alertmanager_problems({"receivers": receivers}, {}, "/etc/alertmanager/secrets")
     assert any(problem in p for p in problems), problems
 
 
-def test_a_complete_receiver_set_has_no_problems(filters):
+def test_a_complete_receiver_set_has_no_problems():
+    filters = load_role_filters("alertmanager")
     config = {"global": {"slack_api_url_file": "/etc/alertmanager/secrets/slack"},
               "receivers": [{"name": "s", "slack_configs": [{"channel": "#a"}]},
                             {"name": "p", "pagerduty_configs": [{"routing_key_file": "/etc/alertmanager/secrets/pd"}]},
                             {"name": "n"}]}
     assert filters.alertmanager_problems(config, {"slack": "x", "pd": "y"}, "/etc/alertmanager/secrets") == []
-
-
-def test_merge_is_deep_for_dicts_and_replaces_lists(filters):
-    assert filters.merge({"a": {"b": 1, "c": [1]}, "d": 1}, {"a": {"c": [2], "e": 3}}) == \
-        {"a": {"b": 1, "c": [2], "e": 3}, "d": 1}
 
 
 def test_probe_targets_are_their_own_instances(filters):
@@ -116,7 +124,10 @@ def test_probe_check_urls(filters):
                      "url": "http://127.0.0.1:9121/scrape?target=redis%3A%2F%2Fu%40h%3A6379"}
 
 
-def test_otel_config_references_are_checked(filters):
+def test_otel_config_references_are_checked():
+    from ansible.plugins.filter.core import combine
+
+    filters = load_role_filters("jaeger")
     good = {"service": {"extensions": ["jaeger_storage", "jaeger_query"],
                         "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["batch"],
                                                  "exporters": ["jaeger_storage_exporter"]}}},
@@ -126,36 +137,114 @@ def test_otel_config_references_are_checked(filters):
             "receivers": {"otlp": {}}, "processors": {"batch": {}},
             "exporters": {"jaeger_storage_exporter": {"trace_storage": "main"}}}
     assert filters.otel_problems(good) == []
-    bad = filters.merge(good, {"service": {"pipelines": {"traces": {"processors": ["batch", "memory_limiter"]}}},
+    bad = combine(good, {"service": {"pipelines": {"traces": {"processors": ["batch", "memory_limiter"]}}},
                                "extensions": {"jaeger_query": {"storage": {"traces": "other"}},
-                                              "jaeger_storage": {"backends": {"main": {"badger": {"directories": {"keys": "k"}}}}}}})
+                                              "jaeger_storage": {"backends": {"main": {"badger": {"directories": {"keys": "k"}}}}}}}, recursive=True)
     problems = filters.otel_problems(bad)
     assert "pipeline traces uses processor memory_limiter, which processors does not define" in problems
     assert "jaeger_query storage.traces names storage backend other, which jaeger_storage.backends does not define" in problems
     assert "badger backend main: directories.keys must be an absolute path, got k" in problems
 
 
-def test_service_urls_follow_listen_addresses(filters):
+def test_component_urls_follow_listen_addresses_and_schemes(filters, registry):
     hostvars = HostVars(a={"ansible_host": "10.0.0.1"}, b={"loki_listen_address": "10.9.9.9:3200"})
-    assert filters.service_urls(["a", "b"], hostvars, "loki_listen_address", 3100, "http", "/loki/api/v1/push") == [
+    assert filters.component_urls(["a", "b"], hostvars, registry["loki"], path="/loki/api/v1/push") == [
         "http://10.0.0.1:3100/loki/api/v1/push", "http://10.9.9.9:3200/loki/api/v1/push"]
+    tls = HostVars(p={"prometheus_web_tls_cert": "PEM"}, q={})
+    assert filters.component_urls(["p", "q"], tls, registry["prometheus"]) == ["https://p:9090", "http://q:9090"]
+    assert filters.component_urls(["j"], HostVars(j={}), registry["jaeger"], port="otlp_http") == ["http://j:4318"]
 
 
-def test_port_conflicts_name_host_port_and_components(filters):
+def test_port_conflicts_name_host_port_and_components(filters, registry):
     groups = {"all": ["a", "b"], "grafana": ["a"], "loki": ["a", "b"], "prometheus": ["b"]}
     hostvars = HostVars(a={"grafana_listen_address": "0.0.0.0:3100"}, b={})
-    assert filters.port_conflicts(groups, hostvars) == ["host a: port 3100 is wanted by grafana and loki"]
-    assert filters.port_conflicts({"all": ["a"], "prometheus": ["a"], "alertmanager": ["a"]}, HostVars(a={})) == []
+    assert filters.port_conflicts(groups, hostvars, registry) == ["host a: port 3100 is wanted by grafana and loki"]
+    assert filters.port_conflicts({"all": ["a"], "prometheus": ["a"], "alertmanager": ["a"]}, HostVars(a={}),
+                                  registry) == []
 
 
-def test_port_conflicts_read_the_alertmanager_cluster_port_from_its_variable(filters):
+def test_port_conflicts_read_the_alertmanager_cluster_port_from_its_variable(filters, registry):
     groups = {"all": ["a"], "alertmanager": ["a"], "loki": ["a"]}
     moved = HostVars(a={"alertmanager_cluster_port": 3100})
-    assert filters.port_conflicts(groups, moved) == ["host a: port 3100 is wanted by alertmanager and loki"]
+    assert filters.port_conflicts(groups, moved, registry) == ["host a: port 3100 is wanted by alertmanager and loki"]
     assert filters.port_conflicts({"all": ["a"], "alertmanager": ["a"], "jaeger": ["a"]},
-                                  HostVars(a={"alertmanager_cluster_port": 9095})) == []
+                                  HostVars(a={"alertmanager_cluster_port": 9095}), registry) == []
 
 
-def test_a_malformed_listen_address_is_named_instead_of_crashing(filters):
-    problems = filters.port_conflicts({"all": ["a"]}, HostVars(a={"node_exporter_listen_address": "nohost"}))
+def test_a_malformed_listen_address_is_named_instead_of_crashing(filters, registry):
+    problems = filters.port_conflicts({"all": ["a"]}, HostVars(a={"node_exporter_listen_address": "nohost"}), registry)
     assert problems == ["host a: node_exporter_listen_address is 'nohost', not host:port or a port number"]
+
+
+def test_registry_jobs_are_the_scrape_jobs_prometheus_had(filters, registry):
+    jobs = filters.scrape_jobs(registry)
+    assert sorted(jobs) == ["alertmanager", "grafana", "jaeger", "loki", "node", "postgres", "prometheus",
+                            "promtail", "redis"]
+    assert jobs["node"] == {"groups": ["node_exporter", "all"], "port": 9100, "listen_var": "node_exporter_listen_address",
+                            "path_var": "node_exporter_telemetry_path", "tls_var": "node_exporter_web_tls_cert"}
+    assert jobs["jaeger"] == {"groups": ["jaeger"], "port": 8888, "listen_var": "jaeger_metrics_address"}
+    assert jobs["postgres"]["probes_var"] == "postgres_exporter_instances"
+    assert jobs["postgres"]["probe_module_param"] == "auth_module"
+
+
+def test_a_made_up_component_gets_its_scrape_job_port_check_and_grafana_url(filters, registry):
+    """Adding a component is an entry in the registry: nothing in another role changes."""
+    grafana = load_role_filters("grafana")
+    made_up = dict(registry, tsdb={
+        "group": "tsdb", "ports": {"http": {"var": "tsdb_listen_address", "port": 8428}},
+        "metrics": {"job": "tsdb"}, "datasource": {"type": "prometheus-compatible"}})
+    groups = {"all": ["a", "b"], "tsdb": ["b"], "prometheus": ["a"]}
+    hostvars = HostVars(a={"ansible_host": "10.0.0.1"}, b={"ansible_host": "10.0.0.2", "grafana_listen_address": ":8428"})
+    targets = filters.scrape_targets(filters.scrape_jobs(made_up), groups, hostvars)
+    assert targets["tsdb"] == [{"targets": ["10.0.0.2:8428"]}]
+    assert filters.port_conflicts(dict(groups, grafana=["b"]), hostvars, made_up) == [
+        "host b: port 8428 is wanted by grafana and tsdb"]
+    sources = filters.datasource_urls(made_up, groups, hostvars)
+    assert sources["tsdb"] == {"type": "prometheus-compatible", "urls": ["http://10.0.0.2:8428"]}
+    provisioned = {d["uid"]: d for d in grafana.inventory_datasources(sources)}
+    assert provisioned["tsdb"]["url"] == "http://10.0.0.2:8428" and provisioned["tsdb"]["name"] == "Tsdb"
+    assert provisioned["prometheus"]["url"] == "http://10.0.0.1:9090"
+
+
+@pytest.mark.parametrize("changed, action", [
+    ([], "none"),
+    (["/etc/prometheus/file_sd/node.yml", "/etc/prometheus/secrets/x"], "none"),
+    (["/etc/prometheus/rules/stack-hosts.yml"], "reload"),
+    (["/etc/prometheus/prometheus.yml", "/etc/prometheus/web.yml"], "reload"),
+])
+def test_prometheus_changes_reload_only_for_its_config_and_rules(filters, registry, changed, action):
+    result = {"content_changed": changed, "removed": []}
+    assert filters.change_action(result, "/etc/prometheus", registry["prometheus"]["changes"]) == action
+
+
+def test_change_rules_first_match_wins_and_restart_is_strongest(filters, registry):
+    rules = registry["postgres_exporter"]["changes"]
+    assert filters.change_action({"content_changed": ["/etc/postgres_exporter/web.yml"]}, "/etc/postgres_exporter",
+                                 rules) == "none"
+    assert filters.change_action({"content_changed": ["/etc/postgres_exporter/auth.yml"]}, "/etc/postgres_exporter",
+                                 rules) == "restart"
+    grafana = registry["grafana"]["changes"]
+    assert filters.change_action({"content_changed": ["/etc/grafana/provisioning/datasources/stack.yml"],
+                                  "removed": ["/etc/grafana/secrets/x"]}, "/etc/grafana", grafana) == "restart"
+    assert filters.change_action({"removed": ["/etc/grafana/provisioning/datasources/old.yml"]}, "/etc/grafana",
+                                 grafana) == "reload"
+    with pytest.raises(Exception, match="reload, restart or none"):
+        filters.change_action({"content_changed": ["/x/a"]}, "/x", [["a", "bounce"]])
+
+
+def test_every_registry_variable_is_a_role_variable_with_the_registry_default(registry):
+    """A mistyped listen variable would silently fall back to the default port: the registry
+    names only variables its role declares, and their defaults agree with it."""
+    import yaml
+
+    for component, entry in registry.items():
+        role = ROOT / "roles" / component
+        defaults = yaml.safe_load((role / "defaults/main.yml").read_text())
+        spec = yaml.safe_load((role / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+        for name, port in entry["ports"].items():
+            assert port["var"] in defaults and port["var"] in spec, f"{component}.ports.{name}: {port['var']}"
+            assert str(defaults[port["var"]]).rpartition(":")[2] == str(port["port"]), f"{component}.ports.{name}"
+        named = [entry.get("scheme_var")] + [entry.get("metrics", {}).get(k) for k in ("path_var", "local_var", "probes_var")]
+        for var in filter(None, named):
+            assert var in defaults and var in spec, f"{component}: {var}"
+        assert (role / "tasks/main.yml").exists() and entry["group"] == component or component == "node_exporter"

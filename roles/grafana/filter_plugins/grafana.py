@@ -15,10 +15,18 @@ CORE_TYPES = {
 }
 
 
-def inventory_datasources(urls, scrape_interval="15s"):
-    """{kind: [urls]} -> provisioned datasources for the first URL of each kind, linked together:
-    Prometheus exemplars and Loki trace ids open Jaeger, Jaeger spans open their logs in Loki."""
-    first = {kind: (found or [None])[0] for kind, found in (urls or {}).items()}
+LINKED = ("prometheus", "alertmanager", "loki", "jaeger")
+
+
+def inventory_datasources(sources, scrape_interval="15s"):
+    """{component: {type, urls}} (stack_datasource_urls over the registry) -> provisioned
+    datasources for the first URL of each component. The stack's own are linked together:
+    Prometheus exemplars and Loki trace ids open Jaeger, Jaeger spans open their logs in Loki;
+    any other registry component with a datasource gets a plain one named after it."""
+    first = {}
+    for component, source in (sources or {}).items():
+        if source.get("urls"):
+            first[source["type"] if source["type"] in LINKED else component] = source["urls"][0]
     out = []
     if first.get("prometheus"):
         json_data = {"httpMethod": "POST", "timeInterval": scrape_interval}
@@ -47,6 +55,10 @@ def inventory_datasources(urls, scrape_interval="15s"):
                                            "tags": [{"key": "service.name", "value": "service_name"}]}
         out.append({"name": "Jaeger", "type": "jaeger", "uid": "jaeger", "access": "proxy", "url": first["jaeger"],
                     "editable": False, "jsonData": json_data})
+    for component, source in sorted((sources or {}).items()):
+        if source.get("urls") and source["type"] not in LINKED:
+            out.append({"name": component.replace("_", " ").title(), "type": source["type"], "uid": component,
+                        "access": "proxy", "url": source["urls"][0], "editable": False})
     return out
 
 
