@@ -110,6 +110,12 @@ def alertmanager_problems(config, secret_files, directory):
     return problems
 
 
+def receiver_name_problems(receivers):
+    """alertmanager_receivers entries without a name (the full check needs names)."""
+    return [f"a receiver in alertmanager_receivers has no name: {r!r}"[:200]
+            for r in receivers or [] if not isinstance(r, dict) or not r.get("name")]
+
+
 class FilterModule:
     def filters(self):
-        return {"alertmanager_secrets": alertmanager_secrets, "alertmanager_problems": alertmanager_problems}
+        return {"alertmanager_receiver_name_problems": receiver_name_problems, "alertmanager_secrets": alertmanager_secrets, "alertmanager_problems": alertmanager_problems}

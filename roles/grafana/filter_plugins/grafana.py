@@ -124,9 +124,35 @@ def ini_value(value):
     return text
 
 
+WEAK = {"admin", "password", "grafana", "changeme", "secret", "123456", "12345678", "123456789012"}
+
+
+def problems(settings, build_ids):
+    """What the argument specs cannot express, for the grafana_* variables named below."""
+    out = []
+    password, user = settings["grafana_admin_password"], settings["grafana_admin_user"]
+    if not password:
+        out.append("grafana_admin_password is not set: give a strong password (from a vault); "
+                   "Grafana never runs with a default one")
+    elif len(str(password)) < 12 or str(password).lower() in WEAK or password == user:
+        out.append("grafana_admin_password is weak: use at least 12 characters that are not the user name or a common word")
+    if settings["grafana_version"] not in (build_ids or {}) and not settings["grafana_artifact_url"]:
+        out.append(f"grafana_build_ids has no build id for {settings['grafana_version']} "
+                   "(the release archive name needs it; see grafana.com downloads)")
+    if (settings["grafana_database"] or {}).get("type") not in ("sqlite3", "postgres", "mysql"):
+        out.append("grafana_database.type must be sqlite3, postgres or mysql")
+    for plugin in settings["grafana_plugins"] or []:
+        if not isinstance(plugin, dict) or not plugin.get("name"):
+            out.append(f"a plugin in grafana_plugins has no name: {plugin!r}"[:200])
+        elif not (plugin.get("url") or plugin.get("src")):
+            out.append(f"grafana_plugins {plugin['name']} needs url or src")
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {
+            "grafana_problems": problems,
             "grafana_inventory_datasources": inventory_datasources,
             "grafana_datasource_problems": datasource_problems,
             "grafana_group_by_parent": group_by_parent,

@@ -156,14 +156,13 @@ def ensure_cached(spec, arch, cache_dir, mirror=None, staged_dir=None):
         return path, actual, source
 
 
+# the shared settings every install task passes (stack_install_settings in roles/stack/vars)
+SETTINGS = ("install_root", "bin_dir", "keep_releases", "artifact_cache", "artifact_mirror", "artifact_dir")
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = True
     _requires_connection = True
-
-    def _var(self, task_vars, name, default=None):
-        if name not in task_vars:
-            return default
-        return self._templar.template(task_vars[name])
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -173,9 +172,14 @@ class ActionModule(ActionBase):
         if notice:
             display.warning(str(notice))
         component = args["component"]
-        catalog = (self._var(task_vars, "stack_catalog") or {}).get(component)
-        if catalog is None:
-            raise AnsibleActionFail(f"stack_catalog has no entry for {component}")
+        # everything it uses comes in as arguments: the catalog entry and the shared settings
+        catalog, settings = args.get("catalog"), args.get("settings") or {}
+        if not isinstance(catalog, dict) or not catalog.get("url"):
+            raise AnsibleActionFail(f"stack_install needs catalog: the stack_catalog entry of {component}")
+        missing = [k for k in SETTINGS if k not in settings]
+        if missing:
+            raise AnsibleActionFail(f"stack_install needs settings ({{{{ stack_install_settings }}}}), missing: "
+                                    f"{', '.join(missing)}")
         version = str(args["version"])
         sha256 = {}
         for table in (catalog.get("sha256") or {}, args.get("sha256") or {}):
@@ -195,9 +199,9 @@ class ActionModule(ActionBase):
             "format": "zip" if spec["url"].endswith(".zip") else "tar.gz",
             "links": catalog.get("links") or {},
             "sha256": sha256.get(version) or {},
-            "root": self._var(task_vars, "stack_install_root", "/opt/monitoring"),
-            "bin_dir": self._var(task_vars, "stack_bin_dir", "/usr/local/bin"),
-            "keep": int(self._var(task_vars, "stack_keep_releases", 2)),
+            "root": settings["install_root"],
+            "bin_dir": settings["bin_dir"],
+            "keep": int(settings["keep_releases"]),
         }
         target.update({k: args[k] for k in ("user", "group", "home", "groups", "directories") if args.get(k) is not None})
 
@@ -211,9 +215,8 @@ class ActionModule(ActionBase):
         target["rename"] = {expand(k, version, arch, spec["vars"]): v for k, v in (catalog.get("rename") or {}).items()}
         try:
             path, digest, source = ensure_cached(
-                spec, arch, os.path.expanduser(self._var(task_vars, "stack_artifact_cache") or "~/.cache/monitoring-stack"),
-                mirror=self._var(task_vars, "stack_artifact_mirror") or None,
-                staged_dir=self._var(task_vars, "stack_artifact_dir") or None)
+                spec, arch, os.path.expanduser(settings["artifact_cache"] or "~/.cache/monitoring-stack"),
+                mirror=settings["artifact_mirror"] or None, staged_dir=settings["artifact_dir"] or None)
         except (ArtifactError, OSError) as exc:
             raise AnsibleActionFail(f"{component} {version} ({arch}): {exc}") from exc
 

@@ -308,9 +308,33 @@ def change_action(result, root, changes):
     return wanted
 
 
+def instance_problems(instances, var, needs=("target",), target_pattern=None, target_hint=""):
+    """Problems of a list of watched servers [{name, target, ...}] (an exporter's multi-target
+    entries): each needs a name that is a file name, the keys in needs, a unique name and,
+    with target_pattern, a target of that shape. Names var in every message."""
+    problems, names = [], []
+    for item in instances or []:
+        if not isinstance(item, dict) or not item.get("name"):
+            problems.append(f"an entry of {var} has no name: {item!r}"[:200])
+            continue
+        name = str(item["name"])
+        names.append(name)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            problems.append(f"{var} name {name} may use only A-Z a-z 0-9 _ . -")
+        for key in needs:
+            if not item.get(key):
+                problems.append(f"{var} {name} needs {key}" + (f" ({target_hint})" if key == "target" and target_hint else ""))
+        if target_pattern and item.get("target") and not re.match(target_pattern, str(item["target"])):
+            problems.append(f"{var} {name}: target {item['target']} must be {target_hint}")
+    if len(names) != len(set(names)):
+        problems.append(f"{var} names must be unique")
+    return problems
+
+
 class FilterModule:
     def filters(self):
         return {
+            "stack_instance_problems": instance_problems,
             "stack_systemd_value": systemd_value,
             "stack_systemd_quote": systemd_quote,
             "stack_web_config": web_config,
