@@ -42,3 +42,19 @@ def test_systemd_quote(filters, arg, quoted):
 ])
 def test_local_url(filters, listen, url):
     assert filters.local_url(listen, "http", "/metrics") == url
+
+
+def test_web_files_are_the_web_config_and_its_certificate(filters):
+    assert filters.web_files("", "", {}, "/etc/x", "x", "h") == []
+    files = {f["dest"]: f for f in filters.web_files("CERT", "KEY", {"prometheus": "pw"}, "/etc/x", "x", "h")}
+    assert set(files) == {"/etc/x/web.yml", "/etc/x/tls.crt", "/etc/x/tls.key"}
+    assert files["/etc/x/web.yml"]["secret"] and files["/etc/x/tls.key"]["secret"] and "secret" not in files["/etc/x/tls.crt"]
+    web = files["/etc/x/web.yml"]["content"]
+    assert "cert_file: /etc/x/tls.crt" in web and "$2b$10$" in web and "pw" not in web
+    only_auth = filters.web_files("", "", {"u": "pw"}, "/etc/x", "x", "h")
+    assert [f["dest"] for f in only_auth] == ["/etc/x/web.yml"] and "tls_server_config" not in only_auth[0]["content"]
+
+
+def test_collector_flags(filters):
+    assert filters.collector_flags(["systemd"], ["mdadm"], {"textfile.directory": "/t"}) == {
+        "collector.systemd": True, "no-collector.mdadm": True, "collector.textfile.directory": "/t"}

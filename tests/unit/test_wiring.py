@@ -204,6 +204,12 @@ def test_a_made_up_component_gets_its_scrape_job_port_check_and_grafana_url(filt
     provisioned = {d["uid"]: d for d in grafana.inventory_datasources(sources)}
     assert provisioned["tsdb"]["url"] == "http://10.0.0.2:8428" and provisioned["tsdb"]["name"] == "Tsdb"
     assert provisioned["prometheus"]["url"] == "http://10.0.0.1:9090"
+    # a second component of the same type (a long-term store speaking PromQL) is a datasource of its own
+    same_type = dict(made_up, tsdb=dict(made_up["tsdb"], datasource={"type": "prometheus"}))
+    provisioned = {d["uid"]: d for d in grafana.inventory_datasources(filters.datasource_urls(same_type, groups, hostvars))}
+    assert provisioned["prometheus"]["url"] == "http://10.0.0.1:9090" and provisioned["prometheus"]["isDefault"]
+    assert provisioned["tsdb"] == {"name": "Tsdb", "type": "prometheus", "uid": "tsdb", "access": "proxy",
+                                   "url": "http://10.0.0.2:8428", "editable": False}
 
 
 @pytest.mark.parametrize("changed, action", [

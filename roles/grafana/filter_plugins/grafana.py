@@ -23,10 +23,8 @@ def inventory_datasources(sources, scrape_interval="15s"):
     datasources for the first URL of each component. The stack's own are linked together:
     Prometheus exemplars and Loki trace ids open Jaeger, Jaeger spans open their logs in Loki;
     any other registry component with a datasource gets a plain one named after it."""
-    first = {}
-    for component, source in (sources or {}).items():
-        if source.get("urls"):
-            first[source["type"] if source["type"] in LINKED else component] = source["urls"][0]
+    first = {component: source["urls"][0] for component, source in (sources or {}).items()
+             if component in LINKED and source.get("urls")}
     out = []
     if first.get("prometheus"):
         json_data = {"httpMethod": "POST", "timeInterval": scrape_interval}
@@ -56,7 +54,7 @@ def inventory_datasources(sources, scrape_interval="15s"):
         out.append({"name": "Jaeger", "type": "jaeger", "uid": "jaeger", "access": "proxy", "url": first["jaeger"],
                     "editable": False, "jsonData": json_data})
     for component, source in sorted((sources or {}).items()):
-        if source.get("urls") and source["type"] not in LINKED:
+        if source.get("urls") and component not in LINKED:
             out.append({"name": component.replace("_", " ").title(), "type": source["type"], "uid": component,
                         "access": "proxy", "url": source["urls"][0], "editable": False})
     return out

@@ -50,6 +50,25 @@ def web_config(settings, seed):
     return config
 
 
+def web_files(tls_cert, tls_key, users, directory, group, seed):
+    """stack_config entries of an exporter-toolkit web config (Prometheus and the exporters):
+    web.yml (bcrypt hashes, secret) when TLS or basic auth is on, and the certificate and key
+    next to it. Empty when neither is set."""
+    from ansible.plugins.filter.core import to_nice_yaml  # pylint: disable=import-outside-toplevel
+
+    if not tls_cert and not users:
+        return []
+    settings = {"basic_auth_users": users or {}}
+    if tls_cert:
+        settings.update(tls_cert_file=f"{directory}/tls.crt", tls_key_file=f"{directory}/tls.key")
+    out = [{"dest": f"{directory}/web.yml", "group": group, "mode": "0640", "secret": True,
+            "content": to_nice_yaml(web_config(settings, seed), indent=2)}]
+    if tls_cert:
+        out += [{"dest": f"{directory}/tls.crt", "group": group, "mode": "0640", "content": tls_cert},
+                {"dest": f"{directory}/tls.key", "group": group, "mode": "0640", "secret": True, "content": tls_key}]
+    return out
+
+
 def flags(options, prefix="--"):
     """{name: value} -> ["--name=value"]; True or None gives a bare flag, False drops it,
     "" gives "--name=" (an explicitly empty value), a list repeats the flag."""
@@ -60,6 +79,15 @@ def flags(options, prefix="--"):
             if item is False:
                 continue
             out.append(f"{prefix}{name}" if item is True or item is None else f"{prefix}{name}={item}")
+    return out
+
+
+def collector_flags(enabled, disabled=(), options=None):
+    """Exporter collector switches: {collector.<name>: true} for enabled, {no-collector.<name>:
+    true} for disabled, {collector.<option>: value} for options (node_exporter's style)."""
+    out = {f"collector.{name}": True for name in enabled or []}
+    out.update({f"no-collector.{name}": True for name in disabled or []})
+    out.update({f"collector.{key}": value for key, value in (options or {}).items()})
     return out
 
 
@@ -338,7 +366,9 @@ class FilterModule:
             "stack_systemd_value": systemd_value,
             "stack_systemd_quote": systemd_quote,
             "stack_web_config": web_config,
+            "stack_web_files": web_files,
             "stack_flags": flags,
+            "stack_collector_flags": collector_flags,
             "stack_local_url": local_url,
             "stack_port_conflicts": port_conflicts,
             "stack_scrape_jobs": scrape_jobs,
