@@ -28,3 +28,22 @@ def test_names_the_variable_of_a_malformed_listen_address(tmp_path):
     assert rc != 0
     assert "node_exporter_listen_address is 'nohost', not host:port or a port number" in out, out[-2000:]
     assert "CapturedExceptionMarker" not in out
+
+
+def test_every_install_task_passes_the_installer_its_inputs():
+    """stack_install reads nothing from the play: each role hands it its catalog entry and the
+    shared settings (it used to read seven variables no task passed)."""
+    for path in sorted(ROOT.glob("roles/*/tasks/install.yml")):
+        task = next(t for t in yaml.safe_load(path.read_text()) if "stack_install" in t)["stack_install"]
+        component = task["component"]
+        assert task["catalog"] == "{{ stack_catalog.%s }}" % component, path
+        assert task["settings"] == "{{ stack_install_settings }}", path
+
+
+def test_every_playbook_parses_on_its_own(tmp_path):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"mon": {"ansible_connection": "local"}}}}))
+    for path in sorted(ROOT.glob("playbooks/*.yml")):
+        proc = subprocess.run(["ansible-playbook", "--syntax-check", "-i", str(inventory), str(path)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"{path.name}: {proc.stdout[-1000:]}{proc.stderr[-1000:]}"
