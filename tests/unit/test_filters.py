@@ -58,3 +58,12 @@ def test_web_files_are_the_web_config_and_its_certificate(filters):
 def test_collector_flags(filters):
     assert filters.collector_flags(["systemd"], ["mdadm"], {"textfile.directory": "/t"}) == {
         "collector.systemd": True, "no-collector.mdadm": True, "collector.textfile.directory": "/t"}
+
+
+def test_user_globs_match_directories_too(filters, tmp_path):
+    """The builtin fileglob lookup globs file names only; users' dashboard globs name folders."""
+    for team in ("a", "b"):
+        (tmp_path / team).mkdir()
+        (tmp_path / team / "board.json").write_text("{}")
+    assert filters.expand_globs([f"{tmp_path}/*/*.json", f"{tmp_path}/missing/*.json"]) == [
+        str(tmp_path / "a/board.json"), str(tmp_path / "b/board.json")]

@@ -199,6 +199,19 @@ def scrape_targets(jobs, groups, hostvars, app_var="stack_app_metrics"):
     return out
 
 
+def expand_globs(patterns):
+    """Controller files matching any of the user's glob patterns, sorted; missing directories
+    match nothing. The builtin fileglob lookup globs only the file name, not directories
+    (teams/*/dashboards/*.json), which users' dashboard and rule globs need."""
+    import glob  # pylint: disable=import-outside-toplevel
+
+    found = set()
+    for pattern in patterns or []:
+        if pattern:
+            found.update(p for p in glob.glob(os.path.expanduser(str(pattern))) if os.path.isfile(p))
+    return sorted(found)
+
+
 def files_by_stem(paths, prefix="", parse=False):
     """Controller files -> {prefix + stem: text (or parsed YAML)}; rule and dashboard files."""
     import yaml  # pylint: disable=import-outside-toplevel
@@ -379,6 +392,7 @@ class FilterModule:
             "stack_probe_check": probe_check,
             "stack_file_entries": file_entries,
             "stack_files_by_stem": files_by_stem,
+            "stack_glob": expand_globs,
             "stack_scrape_targets": scrape_targets,
             "stack_host_address": host_address,
         }
