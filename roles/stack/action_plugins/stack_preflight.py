@@ -30,7 +30,7 @@ KINDS = {
     "version": (r"[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?", "be a release version like 1.2.3"),
     "group": (r"[A-Za-z0-9_-]+", "be an inventory group name"),
     "file_names": (r"[A-Za-z0-9_.-]+", "name files with only A-Z a-z 0-9 _ . -"),
-    "words": (r"[a-z0-9_]+", "hold lower-case words (a-z 0-9 _)"),
+    "words": (r"[a-z0-9_]+", "list collector names in lower case (a-z 0-9 _)"),
     "redis_url": (r"(rediss?|unix|valkeys?)://\S*", "start with redis://, rediss:// or unix://"),
     "pg_role": (r"[a-z_][a-z0-9_]{0,62}", "be a plain lower-case role name"),
 }
