@@ -87,6 +87,20 @@ def test_unchanged_files_plan_nothing(config_writer, tmp_path):
     assert config_writer.plan(spec, {}, []) == ([], [])
 
 
+def test_diff_shows_before_and_after_but_never_a_secret(config_writer, tmp_path):
+    (tmp_path / "main.conf").write_text("interval: 15s\n")
+    (tmp_path / "password").write_text("old-secret")
+    (tmp_path / "stale.yml").write_text("x")
+    spec = files(tmp_path, **{"main.conf": "interval: 30s\n", "password": "ignored", "new.conf": "n\n"})
+    writes, removals = config_writer.plan(spec, {str(tmp_path / "password"): "new-secret"}, [str(tmp_path)])
+    diff = {d["before_header"]: d for d in config_writer.diffs(writes, removals)}
+    assert diff[str(tmp_path / "main.conf")]["before"] == "interval: 15s\n"
+    assert diff[str(tmp_path / "main.conf")]["after"] == "interval: 30s\n"
+    assert diff[str(tmp_path / "new.conf")]["before"] == "" and diff[str(tmp_path / "new.conf")]["after"] == "n\n"
+    assert "secret" not in repr(diff[str(tmp_path / "password")]).replace("(secret", "")
+    assert diff[str(tmp_path / "stale.yml")]["after_header"].endswith("(removed)")
+
+
 def test_binary_replaced_reads_the_running_executable(service, tmp_path):
     sleep = shutil.which("sleep")
     proc = subprocess.Popen([sleep, "30"])

@@ -65,3 +65,20 @@ def test_readmes_document_only_variables_that_exist(role):
     mentioned = set(re.findall(r"`(\w+)", text)) | set(re.findall(r"^\s*(\w+):", text, re.M))
     unknown = sorted(n for n in mentioned if n.startswith(prefixes) and not n.endswith("_") and n not in known_names())
     assert unknown == [], f"roles/{role}/README.md documents variables that do not exist: {unknown}"
+
+
+def test_variable_reference_is_generated_from_the_current_specs():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(ROOT / "tools/spec_docs.py"), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_ansible_doc_reads_every_role_spec(role):
+    import subprocess
+
+    proc = subprocess.run(["ansible-doc", "--type", "role", "--roles-path", str(ROOT / "roles"), role],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "ENTRY POINT:" in proc.stdout and "main" in proc.stdout, proc.stderr[-1000:]

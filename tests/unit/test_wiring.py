@@ -254,3 +254,18 @@ def test_every_registry_variable_is_a_role_variable_with_the_registry_default(re
         for var in filter(None, named):
             assert var in defaults and var in spec, f"{component}: {var}"
         assert (role / "tasks/main.yml").exists() and entry["group"] == component or component == "node_exporter"
+
+
+@pytest.mark.parametrize("tags, runs", [
+    (["all"], {"prometheus/install", "prometheus/configure", "prometheus/service", "grafana/install",
+               "grafana/configure", "grafana/service"}),
+    (["prometheus", "configure"], {"prometheus/configure", "prometheus/service"}),
+    (["prometheus"], {"prometheus/install", "prometheus/configure", "prometheus/service"}),
+    (["configure"], {"prometheus/configure", "prometheus/service", "grafana/configure", "grafana/service"}),
+    (["grafana", "prometheus", "install"], {"prometheus/install", "prometheus/service", "grafana/install",
+                                            "grafana/service"}),
+])
+def test_tags_select_components_and_phases_together(filters, registry, tags, runs):
+    chosen = {f"{c}/{p or 'service'}" for c in ("prometheus", "grafana") for p in ("install", "configure", None)
+              if filters.selected(c, p, tags, registry)}
+    assert chosen == runs

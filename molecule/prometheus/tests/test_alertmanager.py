@@ -1,8 +1,15 @@
 """Every Alertmanager of the inventory group: one gossip cluster, secrets kept out of the config."""
 import json
+import re
+import subprocess
+import threading
 import time
+import uuid
 
-from conftest import exposure, host_names
+import pytest
+
+from conftest import (delivered_alerts, expected_version, exposure, get_host, host_names, previous_version,
+                      run_playbook, start_alert_sink, stop_alert_sink)
 
 MEMBERS = host_names("alertmanager")
 testinfra_hosts = [f"podman://{n}" for n in MEMBERS]
@@ -36,3 +43,53 @@ def test_unit_is_sandboxed(host):
     score = exposure(host, "alertmanager")
     print(f"alertmanager exposure score on {host.backend.name}: {score}")
     assert score <= 2.5
+
+
+def post_alert(member, labels):
+    """POST one alert to a member the way Prometheus does; True when it was accepted."""
+    body = json.dumps([{"labels": labels, "annotations": {"summary": "rolling upgrade check"}}])
+    proc = subprocess.run(["podman", "exec", member, "curl", "-fsS", "--noproxy", "*", "--max-time", "3", "-o",
+                           "/dev/null", "-H", "Content-Type: application/json", "-d", body,
+                           "http://127.0.0.1:9093/api/v2/alerts"], capture_output=True)
+    return proc.returncode == 0
+
+
+def test_a_rolling_upgrade_keeps_accepting_alerts_and_notifies_once(host):
+    """The cluster of three goes from the previous release to this one a member at a time: every
+    round of alerts (sent to all members, as Prometheus sends them) is accepted by some member,
+    and the webhook hears of the alert exactly once."""
+    if host.backend.name != MEMBERS[0]:
+        pytest.skip("runs once, from the first member")
+    down = run_playbook("converge.yml", "--limit", "alertmanager",
+                        extra={"alertmanager_version": previous_version("alertmanager")})
+    assert down.returncode == 0, down.output[-3000:]
+    sink = get_host(host_names("prometheus")[0])
+    start_alert_sink(sink)
+    labels = {"alertname": "RollingUpgradeCheck", "run": uuid.uuid4().hex}
+    rounds, stop = [], threading.Event()
+
+    def keep_sending():
+        while not stop.is_set():
+            rounds.append(sum(post_alert(m, labels) for m in MEMBERS))
+            stop.wait(1)
+
+    sender = threading.Thread(target=keep_sending)
+    sender.start()
+    try:
+        up = run_playbook("converge.yml", "--limit", "alertmanager")
+        time.sleep(10)  # group_wait 1s, group_interval 5s: a second notification would have come by now
+    finally:
+        stop.set()
+        sender.join()
+    try:
+        assert up.returncode == 0, up.output[-3000:]
+        waited = [name for block in up.output.split("TASK [")[1:]
+                  if block.startswith("alertmanager : Wait until the cluster is whole again")
+                  for name in re.findall(r"^ok: \[(\S+)\]", block, re.M)]
+        assert sorted(waited) == sorted(MEMBERS), f"each member restarted and waited for the cluster in turn: {waited}"
+        assert rounds and min(rounds) >= 1, f"a round of alerts was refused by every member: {rounds}"
+        notified = [a for _, a in delivered_alerts(sink) if a["labels"].get("run") == labels["run"]]
+        assert len(notified) == 1, f"the webhook heard of the alert {len(notified)} times"
+        assert status(host)["versionInfo"]["version"] == expected_version("alertmanager")
+    finally:
+        stop_alert_sink(sink)

@@ -91,6 +91,23 @@ def collector_flags(enabled, disabled=(), options=None):
     return out
 
 
+PHASES = ("install", "configure", "service")
+
+
+def selected(component, phase, run_tags, registry):
+    """Whether a role's phase runs for the play's --tags, read as "these components" AND
+    "these phases": --tags prometheus,configure re-renders only Prometheus's config, while
+    Ansible alone would run every Prometheus task and every component's configure. No
+    component tag means every component, no phase tag every phase; phase none (the service
+    step) follows the component only."""
+    tags = set(run_tags or ["all"])
+    named = tags & set(registry or {})
+    if named and component not in named:
+        return False
+    phases = tags & set(PHASES)
+    return not (phase and phases and phase not in phases)
+
+
 def local_url(listen, scheme="http", path="/"):
     """URL to reach a service from its own host, given its listen address."""
     host, _, port = str(listen).rpartition(":")
@@ -381,6 +398,7 @@ class FilterModule:
             "stack_web_config": web_config,
             "stack_web_files": web_files,
             "stack_flags": flags,
+            "stack_selected": selected,
             "stack_collector_flags": collector_flags,
             "stack_local_url": local_url,
             "stack_port_conflicts": port_conflicts,

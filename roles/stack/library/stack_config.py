@@ -80,7 +80,8 @@ def plan(files, secrets, prune):
             reason = "new"
         if reason:
             writes.append({"dest": dest, "data": data, "mode": mode, "uid": uid, "gid": gid, "reason": reason,
-                           "hidden": dest in secrets or bool(spec.get("generate"))})
+                           "hidden": dest in secrets or bool(spec.get("generate")),
+                           "before": current if reason != "new" else b""})
     wanted = {os.path.normpath(spec["dest"]) for spec in files}
     removals = []
     for directory in prune:
@@ -91,6 +92,29 @@ def plan(files, secrets, prune):
             if path not in wanted and (os.path.isfile(path) or os.path.islink(path)):
                 removals.append(path)
     return writes, removals
+
+
+def _text(data):
+    return data.decode("utf-8", errors="replace")
+
+
+def diffs(writes, removals):
+    """Ansible diff entries (before/after) for --diff: the text of every changed file, a
+    secret one only named as changed, a removed one as gone."""
+    out = []
+    for w in writes:
+        if w["reason"] == "metadata":
+            continue
+        if w["hidden"]:
+            out.append({"before_header": w["dest"], "after_header": w["dest"],
+                        "before": "" if w["reason"] == "new" else "(secret, not shown)\n",
+                        "after": "(secret, changed: not shown)\n"})
+        else:
+            out.append({"before_header": w["dest"], "after_header": w["dest"],
+                        "before": _text(w["before"]), "after": _text(w["data"])})
+    for path in removals:
+        out.append({"before_header": path, "after_header": f"{path} (removed)", "before": "(file)\n", "after": ""})
+    return out
 
 
 def write_file(dest, data, mode, uid, gid):
@@ -155,9 +179,7 @@ def main():
         "removed": removals,
     }
     if module._diff:
-        result["diff"] = [{"before_header": w["dest"], "after_header": w["dest"],
-                           "after": "" if w["hidden"] else w["data"].decode("utf-8")}
-                          for w in writes if w["reason"] != "metadata"]
+        result["diff"] = diffs(writes, removals)
     if not result["changed"]:
         module.exit_json(**result)
     touches_root = p["root"] and any(
