@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-COMMON = pathlib.Path(__file__).resolve().parents[2] / "roles" / "stack"
+COMMON = pathlib.Path(__file__).resolve().parents[2] / "plugins"
 
 
 def load(relpath: str, name: str):
@@ -18,27 +18,27 @@ def load(relpath: str, name: str):
 
 @pytest.fixture(scope="session")
 def artifacts():
-    return load("action_plugins/stack_install.py", "stack_install_action")
+    return load("action/stack_install.py", "stack_install_action")
 
 
 @pytest.fixture(scope="session")
 def installer():
-    return load("library/stack_install.py", "stack_install_module")
+    return load("modules/stack_install.py", "stack_install_module")
 
 
 @pytest.fixture(scope="session")
 def config_writer():
-    return load("library/stack_config.py", "stack_config_module")
+    return load("modules/stack_config.py", "stack_config_module")
 
 
 @pytest.fixture(scope="session")
 def service():
-    return load("library/stack_service.py", "stack_service_module")
+    return load("modules/stack_service.py", "stack_service_module")
 
 
 @pytest.fixture(scope="session")
 def filters():
-    return load("filter_plugins/stack.py", "stack_filters")
+    return load("filter/stack.py", "stack_filters")
 
 
 MIRROR = (pathlib.Path(os.environ.get("MONSTACK_MIRROR_DIR") or pathlib.Path.home() / ".cache/monitoring-stack/mirror")
@@ -64,4 +64,4 @@ def registry():
     """The component registry (stack_components) as the roles see it."""
     import yaml  # pylint: disable=import-outside-toplevel
 
-    return yaml.safe_load((COMMON / "vars" / "main.yml").read_text())["stack_components"]
+    return yaml.safe_load((COMMON.parent / "roles/stack/vars/main.yml").read_text())["stack_components"]

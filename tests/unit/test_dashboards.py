@@ -63,7 +63,7 @@ def test_every_promql_expression_parses_with_promtool(promtool, tmp_path):
 
 
 def test_every_panel_datasource_is_provisioned():
-    filters = load(ROOT / "roles/grafana/filter_plugins/grafana.py", "grafana_filters")
+    filters = load(ROOT / "plugins/filter/grafana.py", "grafana_filters")
     provisioned = {d["uid"]: d["type"] for d in filters.inventory_datasources(
         {kind: {"type": kind, "urls": [f"http://{kind}:1"]} for kind in ("prometheus", "alertmanager", "loki", "jaeger")})}
     used = set()
@@ -85,5 +85,5 @@ def test_dashboard_uids_are_unique_and_stable():
     ("$__file{/etc/grafana/secrets/admin_password}", "$__file{/etc/grafana/secrets/admin_password}"),
 ])
 def test_ini_values_survive_comment_characters(value, rendered):
-    filters = load(ROOT / "roles/grafana/filter_plugins/grafana.py", "grafana_filters")
+    filters = load(ROOT / "plugins/filter/grafana.py", "grafana_filters")
     assert filters.ini_value(value) == rendered

@@ -34,7 +34,8 @@ def test_every_install_task_passes_the_installer_its_inputs():
     """stack_install reads nothing from the play: each role hands it its catalog entry and the
     shared settings (it used to read seven variables no task passed)."""
     for path in sorted(ROOT.glob("roles/*/tasks/install.yml")):
-        task = next(t for t in yaml.safe_load(path.read_text()) if "stack_install" in t)["stack_install"]
+        task = next(t for t in yaml.safe_load(path.read_text()) if "monstack.observability.stack_install" in t)[
+            "monstack.observability.stack_install"]
         component = task["component"]
         assert task["catalog"] == "{{ stack_catalog.%s }}" % component, path
         assert task["settings"] == "{{ stack_install_settings }}", path

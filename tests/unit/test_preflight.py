@@ -1,5 +1,5 @@
 """Every variable of every role, set to a wrong type or a malformed value, is refused before
-any change with a message naming it (roles/stack/action_plugins/stack_preflight.py).
+any change with a message naming it (plugins/action/stack_preflight.py).
 
 Parametrised over the argument specs themselves, so a new option is covered the day it is
 added; the last tests run real roles to prove each one calls the check first."""
@@ -14,7 +14,7 @@ import yaml
 from conftest import load
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-preflight = load(ROOT / "roles/stack/action_plugins/stack_preflight.py", "stack_preflight_action")
+preflight = load(ROOT / "plugins/action/stack_preflight.py", "stack_preflight_action")
 ROLES = sorted(p.parent.parent.name for p in ROOT.glob("roles/*/meta/argument_specs.yml"))
 # what each type is not: a user's likely mistake for it
 WRONG = {"str": {"a": 1}, "path": ["/etc"], "int": "many", "bool": "maybe", "list": "a,b", "dict": "key=value"}
@@ -32,7 +32,8 @@ def preflight_formats(role):
     """The formats the role's preflight task adds to the name rules."""
     path = ROOT / "roles" / role / "tasks/preflight.yml"
     tasks = yaml.safe_load(path.read_text()) if path.exists() else []
-    return next((t["stack_preflight"].get("formats") or {} for t in tasks if "stack_preflight" in t), {})
+    key = "monstack.observability.stack_preflight"
+    return next((t[key].get("formats") or {} for t in tasks if key in t), {})
 
 
 def cases(kind):

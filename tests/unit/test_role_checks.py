@@ -8,7 +8,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def role(name):
-    return load(ROOT / "roles" / name / "filter_plugins" / f"{name}.py", f"{name}_checks")
+    return load(ROOT / "plugins" / "filter" / f"{name}.py", f"{name}_checks")
 
 
 def test_prometheus_unknown_alerts_agent_rules_and_jobs():

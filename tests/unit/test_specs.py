@@ -52,9 +52,8 @@ def known_names():
         vars_file = ROOT / "roles" / role / "vars/main.yml"
         if vars_file.exists():
             names |= set(yaml.safe_load(vars_file.read_text()) or {})
-        for plugin in (ROOT / "roles" / role).glob("*_plugins/*.py"):
-            names |= set(re.findall(r'"(\w+)":', plugin.read_text())) | {plugin.stem}
-        names |= {p.stem for p in (ROOT / "roles" / role).glob("library/*.py")}
+    for plugin in (ROOT / "plugins").glob("*/*.py"):
+        names |= set(re.findall(r'"(\w+)":', plugin.read_text())) | {plugin.stem}
     return names
 
 

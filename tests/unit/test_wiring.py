@@ -9,7 +9,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def load_role_filters(role):
-    return load(ROOT / "roles" / role / "filter_plugins" / f"{role}.py", f"{role}_filters")
+    return load(ROOT / "plugins" / "filter" / f"{role}.py", f"{role}_filters")
 
 
 class HostVars(dict):

@@ -205,7 +205,7 @@ class ActionModule(ActionBase):
         }
         target.update({k: args[k] for k in ("user", "group", "home", "groups", "directories") if args.get(k) is not None})
 
-        probe = self._execute_module("stack_install", module_args=target, task_vars=task_vars)
+        probe = self._execute_module("monstack.observability.stack_install", module_args=target, task_vars=task_vars)
         if probe.get("failed") or not probe.get("needs_archive"):
             result.update(probe)
             return result
@@ -228,7 +228,7 @@ class ActionModule(ActionBase):
         self._transfer_file(path, remote)
         self._fixup_perms2((tmpdir, remote))
         target.update(archive=remote, archive_sha256=digest, source=source)
-        installed = self._execute_module("stack_install", module_args=target, task_vars=task_vars)
+        installed = self._execute_module("monstack.observability.stack_install", module_args=target, task_vars=task_vars)
         self._remove_tmp_path(tmpdir)
         result.update(installed, source=source)
         return result

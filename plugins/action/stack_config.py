@@ -17,7 +17,8 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
 
-SHARED_TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
+# the unit template every role shares, in the stack role of this collection
+SHARED_TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "roles", "stack", "templates")
 
 
 class ActionModule(ActionBase):
@@ -68,5 +69,5 @@ class ActionModule(ActionBase):
         for key in ("root", "validate"):
             if args.get(key):
                 module_args[key] = args[key]
-        result.update(self._execute_module("stack_config", module_args=module_args, task_vars=task_vars))
+        result.update(self._execute_module("monstack.observability.stack_config", module_args=module_args, task_vars=task_vars))
         return result
