@@ -21,9 +21,13 @@ def test_the_built_collection_runs_its_roles_from_an_outside_playbook(host, tmp_
                            capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stdout + built.stderr
     archive = next(tmp_path.glob("monstack-observability-*.tar.gz"))
-    installed = subprocess.run(["ansible-galaxy", "collection", "install", "-p", str(tmp_path / "cols"), str(archive)],
-                               capture_output=True, text=True, timeout=300)
+    # --force and a path of its own: the clone itself is on Molecule's collections path as the
+    # same collection, and ansible-galaxy would otherwise call it installed already
+    installed = subprocess.run(["ansible-galaxy", "collection", "install", "--force", "-p", str(tmp_path / "cols"),
+                                str(archive)], capture_output=True, text=True, timeout=300,
+                               env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "cols")))
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert (tmp_path / "cols/ansible_collections/monstack/observability/roles/node_exporter").is_dir(), installed.stdout
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "play.yml").write_text(yaml.safe_dump([{
