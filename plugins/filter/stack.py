@@ -395,7 +395,6 @@ class FilterModule:
             "stack_instance_problems": instance_problems,
             "stack_systemd_value": systemd_value,
             "stack_systemd_quote": systemd_quote,
-            "stack_web_config": web_config,
             "stack_web_files": web_files,
             "stack_flags": flags,
             "stack_selected": selected,

@@ -59,6 +59,11 @@ def promtool(tmp_path_factory):
     return out / "promtool"
 
 
+def role_filters(role: str):
+    """plugins/filter/<role>.py: a role's own filters."""
+    return load(f"filter/{role}.py", f"{role}_filters")
+
+
 @pytest.fixture(scope="session")
 def registry():
     """The component registry (stack_components) as the roles see it."""

@@ -1,14 +1,6 @@
 """The role-specific checks that used to be long Jinja expressions in tasks/preflight.yml,
 now Python in each role's filter plugin: each reports its problem with the variable named."""
-import pathlib
-
-from conftest import load
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def role(name):
-    return load(ROOT / "plugins" / "filter" / f"{name}.py", f"{name}_checks")
+from conftest import role_filters as role
 
 
 def test_prometheus_unknown_alerts_agent_rules_and_jobs():

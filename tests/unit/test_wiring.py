@@ -3,13 +3,9 @@ import pathlib
 
 import pytest
 
-from conftest import load
+from conftest import role_filters as load_role_filters
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def load_role_filters(role):
-    return load(ROOT / "plugins" / "filter" / f"{role}.py", f"{role}_filters")
 
 
 class HostVars(dict):
