@@ -33,6 +33,8 @@ KINDS = {
     "words": (r"[a-z0-9_]+", "list collector names in lower case (a-z 0-9 _)"),
     "redis_url": (r"(rediss?|unix|valkeys?)://\S*", "start with redis://, rediss:// or unix://"),
     "pg_role": (r"[a-z_][a-z0-9_]{0,62}", "be a plain lower-case role name"),
+    "label": (r"[a-zA-Z_][a-zA-Z0-9_]*", "be a Prometheus label name (letters, digits, _)"),
+    "vm_retention": (r"[0-9]+(\.[0-9]+)?(s|h|d|w|M|y)?", "be a period like 1y, 13M or 90d (a bare number is months)"),
 }
 # str/path options whose name ends like this have that format (first match wins); an empty
 # value is accepted where the option's default is empty (the feature is then off)
@@ -45,6 +47,7 @@ FORMATS = [
     (r"_retention_size$", "size"),
     (r"_(retention|retention_time|retention_period|interval|timeout|ttl|max_age)$", "duration"),
     (r"_group$", "group"),
+    (r"_label$", "label"),
 ]
 # str options that are free text: secrets, names, PEM blocks, database settings
 FREE_TEXT = r"_(password|secret_key|user|admin_user|cert|key|tls_ca_cert|db_host|db_name|db_sslmode|log_level|" \

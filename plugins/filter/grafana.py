@@ -6,6 +6,8 @@ import json
 import os
 import re
 
+from ansible.plugins.filter.core import combine
+
 # core datasource types Grafana ships; plugin types are added from grafana_plugins
 CORE_TYPES = {
     "prometheus", "loki", "jaeger", "alertmanager", "tempo", "zipkin", "elasticsearch", "graphite", "influxdb",
@@ -25,13 +27,17 @@ def inventory_datasources(sources, scrape_interval="15s"):
     any other registry component with a datasource gets a plain one named after it."""
     first = {component: source["urls"][0] for component, source in (sources or {}).items()
              if component in LINKED and source.get("urls")}
+    # a long-term store (marked default) is where Grafana queries first: it holds every
+    # shard's samples, deduplicated, for longer than any Prometheus
+    store = next((name for name, source in sorted((sources or {}).items())
+                  if name not in LINKED and source.get("default") and source.get("urls")), None)
     out = []
     if first.get("prometheus"):
         json_data = {"httpMethod": "POST", "timeInterval": scrape_interval}
         if first.get("jaeger"):
             json_data["exemplarTraceIdDestinations"] = [{"name": "trace_id", "datasourceUid": "jaeger"}]
         out.append({"name": "Prometheus", "type": "prometheus", "uid": "prometheus", "access": "proxy",
-                    "url": first["prometheus"], "isDefault": True, "editable": False, "jsonData": json_data})
+                    "url": first["prometheus"], "isDefault": store is None, "editable": False, "jsonData": json_data})
     if first.get("alertmanager"):
         out.append({"name": "Alertmanager", "type": "alertmanager", "uid": "alertmanager", "access": "proxy",
                     "url": first["alertmanager"], "editable": False,
@@ -55,8 +61,13 @@ def inventory_datasources(sources, scrape_interval="15s"):
                     "editable": False, "jsonData": json_data})
     for component, source in sorted((sources or {}).items()):
         if source.get("urls") and component not in LINKED:
-            out.append({"name": component.replace("_", " ").title(), "type": source["type"], "uid": component,
-                        "access": "proxy", "url": source["urls"][0], "editable": False})
+            entry = {"name": source.get("name") or component.replace("_", " ").title(), "type": source["type"],
+                     "uid": component, "access": "proxy", "url": source["urls"][0], "editable": False}
+            if component == store:
+                entry["isDefault"] = True
+                if source["type"] == "prometheus":
+                    entry["jsonData"] = {"httpMethod": "POST", "timeInterval": scrape_interval}
+            out.append(combine(entry, source.get("settings") or {}, recursive=True))
     return out
 
 
@@ -74,6 +85,11 @@ def datasource_problems(datasources, plugins=()):
         if name in seen:
             problems.append(f"datasource {name} is defined twice")
         seen.add(name)
+    defaults = [ds["name"] for ds in datasources or [] if isinstance(ds, dict) and ds.get("isDefault")]
+    if len(defaults) > 1:
+        # Grafana refuses to start with two; the inventory's default is a long-term store when
+        # there is one, else Prometheus (grafana_datasources_inventory: false drops them)
+        problems.append(f"datasources {', '.join(defaults)} are all marked isDefault: Grafana allows one")
     return problems
 
 

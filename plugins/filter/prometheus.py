@@ -50,6 +50,87 @@ def problems(settings, shipped_rules, jobs):
     return out
 
 
+def _int(value, default=None):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def shards(members, hostvars, count):
+    """{host: shard} for the Prometheus group: a host's prometheus_shard when set, else its
+    position in the group modulo count (with 4 hosts and 2 shards: 0, 1, 0, 1 - each shard
+    has a pair of replicas)."""
+    out = {}
+    for index, name in enumerate(members or []):
+        explicit = hostvars[name].get("prometheus_shard") if hasattr(hostvars[name], "get") else None
+        out[name] = _int(explicit, explicit) if explicit not in (None, "") else index % max(_int(count, 1) or 1, 1)
+    return out
+
+
+def shard_problems(members, hostvars, count):
+    """Why this sharding cannot scrape every target exactly once (named, with the hosts)."""
+    count = _int(count)
+    if count is None or count < 1:
+        return [f"prometheus_shards must be a whole number of 1 or more, got {count!r}"]
+    out = []
+    counts = {name: _int((hostvars[name].get("prometheus_shards") if hasattr(hostvars[name], "get") else None), count)
+              for name in members or []}
+    if len(set(counts.values()) | {count}) > 1:
+        out.append("prometheus_shards differs between the hosts of the prometheus group ("
+                   + ", ".join(f"{name}: {value}" for name, value in sorted(counts.items())) + "): set it for the group")
+    assigned = shards(members, hostvars, count)
+    for name, shard in sorted(assigned.items()):
+        if not isinstance(shard, int) or not 0 <= shard < count:
+            out.append(f"host {name}: prometheus_shard is {shard!r}, not a number from 0 to {count - 1}")
+    empty = [str(k) for k in range(count) if k not in assigned.values()]
+    if members and empty:
+        out.append(f"prometheus_shards is {count} but shard {', '.join(empty)} has no host in the prometheus group "
+                   f"({len(members)} hosts): its share of the targets would never be scraped")
+    return out
+
+
+def scaled_config(config, stores=(), queue=None, replica_label="", replica="", shard_count=1, shard=0, extra_writes=()):
+    """prometheus.yml (as data) with what scale-out adds:
+    - external label replica_label=replica on every Prometheus, dropped again from the alerts
+      it sends (the Alertmanager cluster sees one alert from a pair) and from remote writes
+      (the long-term store deduplicates identical series), unless a store keeps it
+      (keep_replica_label: Mimir's HA tracker, Thanos' query-time deduplication);
+    - a remote write to each store [{name, url or write_url, keep_replica_label, remote_write:
+      {settings}}] (inventory stores and stack_remote_storage) with the queue settings, the
+      store's own settings merged over them; extra_writes (the user's own entries) follow as
+      written, over the queue settings only;
+    - with shard_count > 1, a hashmod over each target's address in every scrape job that keeps
+      the targets of this host's shard only."""
+    import copy  # pylint: disable=import-outside-toplevel
+
+    config = copy.deepcopy(config)
+    drop = [{"action": "labeldrop", "regex": re.escape(replica_label)}] if replica_label else []
+    if replica_label:
+        config.setdefault("global", {}).setdefault("external_labels", {}).setdefault(replica_label, replica)
+        if "alerting" in config:
+            config["alerting"]["alert_relabel_configs"] = drop + list(config["alerting"].get("alert_relabel_configs") or [])
+    writes = []
+    for store in stores or []:
+        entry = combine({"name": store["name"], "url": store.get("url") or store["write_url"],
+                         "queue_config": dict(queue or {})}, store.get("remote_write") or {}, recursive=True)
+        if drop and not store.get("keep_replica_label"):
+            entry["write_relabel_configs"] = drop + list(entry.get("write_relabel_configs") or [])
+        writes.append(entry)
+    writes += [combine({"queue_config": dict(queue or {})}, entry, recursive=True) for entry in extra_writes or []]
+    if writes:
+        config["remote_write"] = writes
+    count = _int(shard_count, 1)
+    if count > 1:
+        for job in config.get("scrape_configs") or []:
+            job["relabel_configs"] = list(job.get("relabel_configs") or []) + [
+                {"source_labels": ["__address__"], "modulus": count, "target_label": "__tmp_shard", "action": "hashmod"},
+                {"source_labels": ["__tmp_shard"], "regex": str(shard), "action": "keep"}]
+    return config
+
+
 class FilterModule:
     def filters(self):
-        return {"prometheus_problems": problems, "prometheus_rule_file_names": rule_file_names, "prometheus_alert_rules": alert_rules}
+        return {"prometheus_problems": problems, "prometheus_rule_file_names": rule_file_names,
+                "prometheus_alert_rules": alert_rules, "prometheus_shards": shards,
+                "prometheus_shard_problems": shard_problems, "prometheus_scaled_config": scaled_config}

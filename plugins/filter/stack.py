@@ -316,14 +316,39 @@ def component_urls(members, hostvars, entry, port=None, path=""):
     return out
 
 
-def datasource_urls(registry, groups, hostvars):
-    """{component: {type, urls}} for every registry component with a datasource, from its group."""
+def datasource_urls(registry, groups, hostvars, remote_storage=()):
+    """{component: {type, urls, default}} for every registry component with a datasource, from
+    its group; a component marked default (a long-term store) is Grafana's default when its
+    group has hosts. Remote stores outside the inventory (stack_remote_storage entries with a
+    query_url) follow as {name: {type: prometheus, urls: [query_url], default, settings}}: the
+    first is the default when no inventory store is."""
     out = {}
     for name, entry in sorted((registry or {}).items()):
         source = (entry or {}).get("datasource")
         if source:
-            out[name] = {"type": source["type"], "urls": component_urls(
-                _members(entry, groups), hostvars, entry, source.get("port"), source.get("path", ""))}
+            urls = component_urls(_members(entry, groups), hostvars, entry, source.get("port"), source.get("path", ""))
+            out[name] = {"type": source["type"], "urls": urls, "default": bool(source.get("default") and urls)}
+            if source.get("name"):
+                out[name]["name"] = source["name"]
+    taken = any(source["default"] for source in out.values())
+    for store in remote_storage or []:
+        if store.get("query_url"):
+            out[store["name"]] = {"type": "prometheus", "urls": [store["query_url"]], "default": not taken,
+                                  "settings": store.get("datasource") or {}}
+            taken = True
+    return out
+
+
+def remote_write_urls(registry, groups, hostvars):
+    """[{name, url}] of every host of every registry component that takes remote writes
+    (the registry's remote_write: {port, path}), named <component>-<host>."""
+    out = []
+    for name, entry in sorted((registry or {}).items()):
+        spec = (entry or {}).get("remote_write")
+        if spec:
+            members = _members(entry, groups)
+            urls = component_urls(members, hostvars, entry, spec.get("port"), spec.get("path", "/api/v1/write"))
+            out.extend({"name": f"{name}-{host}", "url": url} for host, url in zip(members, urls))
     return out
 
 
@@ -389,6 +414,32 @@ def instance_problems(instances, var, needs=("target",), target_pattern=None, ta
     return problems
 
 
+def remote_storage_problems(stores):
+    """What is wrong with stack_remote_storage entries (named, with the entry)."""
+    out, names = [], []
+    for index, store in enumerate(stores or []):
+        if not isinstance(store, dict) or not store.get("name"):
+            out.append(f"stack_remote_storage entry {index + 1} needs a name")
+            continue
+        name = str(store["name"])
+        names.append(name)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            out.append(f"stack_remote_storage {name}: the name may use only A-Z a-z 0-9 _ . -")
+        unknown = sorted(set(store) - {"name", "write_url", "query_url", "remote_write", "datasource", "keep_replica_label"})
+        if unknown:
+            out.append(f"stack_remote_storage {name}: unknown keys {', '.join(unknown)}")
+        for key in ("write_url", "query_url"):
+            value = store.get(key)
+            if (key == "write_url" or value) and not re.match(r"^https?://[^/\s]+", str(value or "")):
+                out.append(f"stack_remote_storage {name}: {key} must be an http(s) URL, got {value!r}")
+        for key in ("remote_write", "datasource"):
+            if not isinstance(store.get(key, {}), dict):
+                out.append(f"stack_remote_storage {name}: {key} must be a dict of settings")
+    if len(names) != len(set(names)):
+        out.append("stack_remote_storage names must be unique")
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -398,6 +449,8 @@ class FilterModule:
             "stack_web_files": web_files,
             "stack_flags": flags,
             "stack_selected": selected,
+            "stack_remote_write_urls": remote_write_urls,
+            "stack_remote_storage_problems": remote_storage_problems,
             "stack_collector_flags": collector_flags,
             "stack_local_url": local_url,
             "stack_port_conflicts": port_conflicts,

@@ -30,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 # Upgrade tests install an older release first. Offline they use the mirror's older Debian
 # build; online these upstream releases (both exist upstream; not exercised offline).
-UPSTREAM_PREVIOUS = {"prometheus": "2.53.5", "node_exporter": "1.9.1"}
+UPSTREAM_PREVIOUS = {"prometheus": "2.53.5", "node_exporter": "1.9.1", "victoriametrics": "1.136.0"}
 
 
 def source_file() -> Path:

@@ -4,6 +4,7 @@
 For an inventory (the lab's by default) it asks each component, from this machine:
   * every component's health endpoint (a stand-in is recognised by its X-Monstack-Stand-In header);
   * every Prometheus's targets, freshly scraped after the report started (up/down and the error);
+  * every Prometheus target's samples arriving in every long-term store (remote write);
   * every Alertmanager's cluster size against the size of its group;
   * the Watchdog alert arriving at every Alertmanager;
   * every Grafana datasource's health through Grafana's API;
@@ -42,6 +43,7 @@ ENDPOINTS = {
     "loki": ("loki_listen_address", "/ready"),
     "promtail": ("promtail_listen_address", "/ready"),
     "jaeger": ("jaeger_query_address", "/api/services"),
+    "victoriametrics": ("victoriametrics_listen_address", "/health"),
 }
 # Prometheus jobs and Grafana datasource types are named after the component that answers them,
 # so a job or datasource of a stand-in component is found by its name.
@@ -160,6 +162,31 @@ def check_targets(stack: Stack, report: Report, standins: set, started: float, d
                 report.add("PASS", job, host, f"{name} up")
             else:
                 report.add("FAIL", job, host, f"{name} {target['health']}: {target.get('lastError') or 'no scrape yet'}")
+
+
+def check_store(stack: Stack, report: Report, deadline: float):
+    """Every target some Prometheus scrapes has its `up` series in every VictoriaMetrics."""
+    wanted = set()
+    for host in stack.hosts("prometheus"):
+        status, _, body = http(stack.url("prometheus", host) + "/api/v1/targets?state=active")
+        if status == 200:
+            wanted |= {(t["labels"].get("job"), t["labels"].get("instance")) for t in json.loads(body)["data"]["activeTargets"]}
+    for host in stack.hosts("victoriametrics"):
+        base = stack.url("victoriametrics", host)
+        while True:
+            status, _, body = http(base + "/api/v1/query?" + urllib.parse.urlencode({"query": "up"}))
+            result = json.loads(body)["data"]["result"] if status == 200 else []
+            missing = wanted - {(r["metric"].get("job"), r["metric"].get("instance")) for r in result}
+            if status == 200 and not missing or time.time() > deadline:
+                break
+            time.sleep(2)
+        if status != 200:
+            report.add("FAIL", "victoriametrics", host, f"query API: {status or body.decode(errors='replace')}")
+        elif missing:
+            report.add("FAIL", "victoriametrics", host, "no samples by remote write of "
+                       + ", ".join(f"{job} {instance}" for job, instance in sorted(missing)))
+        else:
+            report.add("PASS", "victoriametrics", host, f"all {len(wanted)} Prometheus targets' samples arrive by remote write")
 
 
 def parse_time(stamp: str | None) -> float:
@@ -295,6 +322,9 @@ def main() -> int:
     standins = check_components(stack, report)
     print("prometheus targets (scraped after this report started)")
     check_targets(stack, report, standins, started, deadline)
+    if stack.hosts("victoriametrics"):
+        print("long-term store")
+        check_store(stack, report, deadline)
     print("alerting")
     check_alertmanagers(stack, report, deadline)
     print("grafana datasources")

@@ -3,7 +3,7 @@
 
 The tree is laid out exactly like the upstream download sites (<host>/<path> of each
 release URL), with upstream's archive names, inner layout and checksum-list formats.
-Prometheus-family archives hold REAL binaries taken from Debian packages (current
+Prometheus-family and VictoriaMetrics archives hold REAL binaries taken from Debian packages (current
 releases from sid, older ones from trixie for upgrade tests). Grafana, Loki, Promtail
 and Jaeger exist in no reachable registry: their archives hold the stand-in from
 standin.py, which only parses the config, binds the address and answers health.
@@ -49,6 +49,10 @@ PROM_FAMILY = [
      {"redis_exporter": ("prometheus-redis-exporter", "usr/bin/prometheus-redis-exporter")}),
 ]
 SUITES = ["sid", "trixie"]
+# VictoriaMetrics (single node): upstream's archive holds only victoria-metrics-prod, no top
+# directory, and a <archive name>_checksums.txt beside it. Debian's build is the real program.
+VM_REPO = "VictoriaMetrics/VictoriaMetrics"
+VM_PACKAGE = "victoria-metrics"
 STANDIN_COMPONENTS = ("grafana", "loki", "promtail", "jaeger")
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 from artifact_source import catalog, role_default  # noqa: E402  pylint: disable=wrong-import-position
@@ -208,6 +212,29 @@ def build_prom_family(out, cache, arch, manifest):
                 handle.write(write_sums(release, names))
 
 
+def build_victoriametrics(out, cache, arch, manifest):
+    for suite in SUITES:
+        index = packages_index(suite, arch, cache)
+        if VM_PACKAGE not in index:
+            raise MirrorError(f"Debian {suite} ({arch}) has no package {VM_PACKAGE} any more: "
+                              "the mirror cannot be built (see tests/mirror/build_mirror.py)")
+        version = upstream_version(index[VM_PACKAGE]["Version"])
+        release = os.path.join(out, GH, VM_REPO, "releases", "download", f"v{version}")
+        name = f"victoria-metrics-linux-{arch}-v{version}.tar.gz"
+        manifest.setdefault("victoriametrics", {})[version] = {
+            "suite": suite, "debian": index[VM_PACKAGE]["Version"], "real": True}
+        os.makedirs(release, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            deb = fetch(f"{DEBIAN}/{index[VM_PACKAGE]['Filename']}",
+                        os.path.join(cache, os.path.basename(index[VM_PACKAGE]["Filename"])))
+            subprocess.run(["dpkg-deb", "-x", deb, tmp], check=True)
+            with targz(os.path.join(release, name + ".part")) as tar:
+                add_file(tar, "victoria-metrics-prod", path=os.path.join(tmp, "usr/bin/victoria-metrics"), mode=0o755)
+            os.replace(os.path.join(release, name + ".part"), os.path.join(release, name))
+        with open(os.path.join(release, name.replace(".tar.gz", "_checksums.txt")), "w", encoding="utf-8") as handle:
+            handle.write(write_sums(release, [name]))
+
+
 def standin_bytes(versions):
     """standin.py with the versions it claims to be (the roles' pinned defaults)."""
     with open(os.path.join(HERE, "standin.py"), encoding="utf-8") as handle:
@@ -333,6 +360,7 @@ def main():
     manifest = {}
     try:
         build_prom_family(args.out, args.cache, args.arch, manifest)
+        build_victoriametrics(args.out, args.cache, args.arch, manifest)
     except MirrorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

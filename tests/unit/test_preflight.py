@@ -21,7 +21,8 @@ WRONG = {"str": {"a": 1}, "path": ["/etc"], "int": "many", "bool": "maybe", "lis
 # a malformed value for each format kind
 MALFORMED = {"listen": "nohost", "duration": "15 days", "size": "50 gigs", "url": "example.org/x", "path": "etc/x",
              "version": "latest", "group": "web servers", "file_names": {"../escape": "x"}, "words": ["Cpu-Load"],
-             "redis_url": "localhost:6379", "pg_role": "Robert'); DROP TABLE"}
+             "redis_url": "localhost:6379", "pg_role": "Robert'); DROP TABLE",
+             "vm_retention": "forever", "label": "replica-name"}
 
 
 def options(role):

@@ -162,3 +162,38 @@ def test_a_rule_file_named_with_its_suffix_is_not_written_twice_suffixed(tmp_pat
     names = out["prometheus_rule_names"]
     assert {"hidden", "other", "plain"} <= set(names), names
     assert not any(name.endswith((".yml", ".yaml")) for name in names), "rules/<name>.yml is written from these"
+
+
+def test_prometheus_writes_to_the_inventory_store_as_one_replica_of_a_pair(rendered):
+    prometheus = rendered["prometheus"]
+    assert prometheus["global"]["external_labels"] == {"replica": "app1"}
+    drop = [{"action": "labeldrop", "regex": "replica"}]
+    assert prometheus["alerting"]["alert_relabel_configs"] == drop
+    assert prometheus["remote_write"] == [{
+        "name": "victoriametrics-vm1", "url": "http://10.0.0.5:8428/api/v1/write", "write_relabel_configs": drop,
+        "queue_config": {"capacity": 20000, "max_samples_per_send": 10000, "max_shards": 30}}]
+    assert rendered["prometheus_targets"]["victoriametrics"] == [{"targets": ["10.0.0.5:8428"]}]
+
+
+def test_victoriametrics_deduplicates_at_the_scrape_interval_of_the_prometheus_group(rendered, tmp_path_factory):
+    start = rendered["victoriametrics_unit"]["exec_start"]
+    assert start[0] == "/usr/local/bin/victoria-metrics"
+    assert {"-httpListenAddr=0.0.0.0:8428", "-storageDataPath=/var/lib/victoriametrics", "-retentionPeriod=1y",
+            "-dedup.minScrapeInterval=15s"} <= set(start)
+    assert not any(flag.startswith("-relabelConfig") for flag in start), "no rules, no flag"
+    out = render(tmp_path_factory, victoriametrics_relabel_configs=[{"action": "drop", "regex": "x"}],
+                 victoriametrics_dedup_min_scrape_interval="0s")
+    start = out["victoriametrics_unit"]["exec_start"]
+    assert "-relabelConfig=/etc/victoriametrics/relabel.yml" in start and "-dedup.minScrapeInterval=0s" in start
+
+
+def test_a_sharded_config_is_one_promtool_accepts(tmp_path_factory, promtool):
+    version = re.search(r"version (\d+\.\d+\.\d+)", subprocess.run([str(promtool), "--version"], capture_output=True,
+                                                                   text=True).stdout).group(1)
+    out = render(tmp_path_factory, prometheus_version=version, prometheus_shards=2, prometheus_shard=1)
+    for job in out["prometheus"]["scrape_configs"]:
+        assert job["relabel_configs"][-1] == {"source_labels": ["__tmp_shard"], "regex": "1", "action": "keep"}
+    config = tmp_path_factory.mktemp("promcheck") / "prometheus.yml"
+    config.write_text(json.dumps(out["prometheus"]))
+    check = subprocess.run([str(promtool), "check", "config", "--syntax-only", str(config)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr

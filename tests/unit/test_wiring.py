@@ -175,7 +175,7 @@ def test_a_malformed_listen_address_is_named_instead_of_crashing(filters, regist
 def test_registry_jobs_are_the_scrape_jobs_prometheus_had(filters, registry):
     jobs = filters.scrape_jobs(registry)
     assert sorted(jobs) == ["alertmanager", "grafana", "jaeger", "loki", "node", "postgres", "prometheus",
-                            "promtail", "redis"]
+                            "promtail", "redis", "victoriametrics"]
     assert jobs["node"] == {"groups": ["node_exporter", "all"], "port": 9100, "listen_var": "node_exporter_listen_address",
                             "path_var": "node_exporter_telemetry_path", "tls_var": "node_exporter_web_tls_cert"}
     assert jobs["jaeger"] == {"groups": ["jaeger"], "port": 8888, "listen_var": "jaeger_metrics_address"}
@@ -196,7 +196,7 @@ def test_a_made_up_component_gets_its_scrape_job_port_check_and_grafana_url(filt
     assert filters.port_conflicts(dict(groups, grafana=["b"]), hostvars, made_up) == [
         "host b: port 8428 is wanted by grafana and tsdb"]
     sources = filters.datasource_urls(made_up, groups, hostvars)
-    assert sources["tsdb"] == {"type": "prometheus-compatible", "urls": ["http://10.0.0.2:8428"]}
+    assert sources["tsdb"] == {"type": "prometheus-compatible", "urls": ["http://10.0.0.2:8428"], "default": False}
     provisioned = {d["uid"]: d for d in grafana.inventory_datasources(sources)}
     assert provisioned["tsdb"]["url"] == "http://10.0.0.2:8428" and provisioned["tsdb"]["name"] == "Tsdb"
     assert provisioned["prometheus"]["url"] == "http://10.0.0.1:9090"
