@@ -55,7 +55,7 @@ class Report:
 
     def add(self, state: str, component: str, where: str, what: str):
         self.rows.append((state, component, where, what))
-        print(f"  {state:<9} {component:<13} {where:<16} {what}", flush=True)
+        print(f"  {state:<9} {component:<15} {where:<16} {what}", flush=True)
 
     def count(self, state: str) -> int:
         return sum(1 for row in self.rows if row[0] == state)
