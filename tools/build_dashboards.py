@@ -10,7 +10,15 @@ import json
 import pathlib
 
 OUT = pathlib.Path(__file__).resolve().parents[1] / "roles/grafana/files/dashboards"
-PROM = {"type": "prometheus", "uid": "prometheus"}
+# Metrics panels query the dashboard's `datasource` variable, which starts at Grafana's default
+# datasource of type prometheus: the long-term store when the inventory has one (every shard and
+# both replicas of a pair, deduplicated), the stack's Prometheus otherwise. Grafana offers its
+# synthetic "default" option only when current is exactly {text: default, value: default}; with an
+# empty current it would take the alphabetically first datasource of the type instead.
+PROM = {"type": "prometheus", "uid": "${datasource}"}
+METRICS_SOURCE = {"name": "datasource", "label": "Metrics", "type": "datasource", "query": "prometheus",
+                  "current": {"text": "default", "value": "default"}, "hide": 0, "refresh": 1, "regex": "",
+                  "includeAll": False, "multi": False}
 LOKI = {"type": "loki", "uid": "loki"}
 R = "$__rate_interval"
 
@@ -55,7 +63,7 @@ def dashboard(uid, title, panels, variables=(), tags=()):
         row_h = max(row_h, h)
     return {"uid": uid, "title": title, "tags": ["monitoring-stack", *tags], "timezone": "browser",
             "schemaVersion": 39, "version": 1, "editable": False, "refresh": "30s",
-            "time": {"from": "now-6h", "to": "now"}, "templating": {"list": list(variables)}, "panels": panels}
+            "time": {"from": "now-6h", "to": "now"}, "templating": {"list": [METRICS_SOURCE, *variables]}, "panels": panels}
 
 
 I = 'instance=~"$instance"'

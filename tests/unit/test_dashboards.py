@@ -69,9 +69,16 @@ def test_every_panel_datasource_is_provisioned():
     used = set()
     for path in BOARDS:
         board = json.loads(path.read_text())
+        variables = board["templating"]["list"]
+        # metrics come through the board's datasource variable, which starts at Grafana's default
+        # prometheus-type datasource (the long-term store when there is one)
+        assert variables[0] == {"name": "datasource", "label": "Metrics", "type": "datasource", "query": "prometheus",
+                                "current": {"text": "default", "value": "default"}, "hide": 0, "refresh": 1,
+                                "regex": "", "includeAll": False, "multi": False}, path.name
         refs = [p["datasource"] for p in board["panels"]] + [t["datasource"] for _, t in queries(board)] + \
-            [v["datasource"] for v in board["templating"]["list"]]
-        used |= {(r["uid"], r["type"]) for r in refs}
+            [v["datasource"] for v in variables[1:]]
+        assert not [r for r in refs if r["uid"] == "prometheus"], f"{path.name}: a panel names Prometheus directly"
+        used |= {(r["uid"].replace("${datasource}", "prometheus"), r["type"]) for r in refs}
     assert used <= set(provisioned.items()), used - set(provisioned.items())
 
 
