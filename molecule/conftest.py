@@ -67,6 +67,25 @@ def run_playbook(playbook: str, *args: str, limit: str | None = None, extra: dic
     return proc
 
 
+def wait_for(predicate, timeout=60, step=2):
+    """predicate's first truthy value, polled every step seconds; its last value at the timeout."""
+    import time  # pylint: disable=import-outside-toplevel
+
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value or time.time() > deadline:
+            return value
+        time.sleep(step)
+
+
+def http_json(host, url: str, **params):
+    """GET url from inside host (curl, no proxy) with params as its query string, parsed as JSON."""
+    import urllib.parse  # pylint: disable=import-outside-toplevel
+
+    return json.loads(host.check_output(f"curl -fsS --noproxy '*' '{url}?{urllib.parse.urlencode(params)}'"))
+
+
 def unit_pid(host, unit: str) -> int:
     return int(host.run(f"systemctl show -p MainPID --value {unit}").stdout.strip() or 0)
 

@@ -2,9 +2,8 @@
 a rejected rule never replaces the live config, user rules reload without a restart."""
 import json
 import re
-import time
 
-from conftest import exposure, get_host, host_names, run_playbook, unit_pid
+from conftest import exposure, get_host, host_names, run_playbook, unit_pid, wait_for
 
 PROM = host_names("prometheus")[0] if host_names("prometheus") else None
 testinfra_hosts = [f"podman://{PROM}"] if PROM else []
@@ -18,15 +17,6 @@ def api(host, path):
 def query(host, expr):
     return api(host, "/api/v1/query?query=" + expr.replace(" ", "%20").replace('"', "%22")
                .replace("{", "%7B").replace("}", "%7D").replace("=", "%3D"))["result"]
-
-
-def wait_for(predicate, timeout=60, step=2):
-    deadline = time.time() + timeout
-    while True:
-        value = predicate()
-        if value or time.time() > deadline:
-            return value
-        time.sleep(step)
 
 
 def test_every_inventory_exporter_is_scraped_and_up(host):

@@ -5,7 +5,7 @@ import json
 import time
 import urllib.parse
 
-from conftest import get_host, host_names, run_playbook
+from conftest import get_host, host_names, http_json, wait_for
 
 PROMS = host_names("prometheus")
 STORE = host_names("victoriametrics")[0] if host_names("victoriametrics") else None
@@ -14,12 +14,8 @@ INTERVAL = 5  # prometheus_scrape_interval of the scenario
 SERIES = 'up{job="node",instance="vm1:9100"}'
 
 
-def get(host, url, **params):
-    return json.loads(host.check_output(f"curl -fsS --noproxy '*' '{url}?{urllib.parse.urlencode(params)}'"))
-
-
 def vm(host, path, **params):
-    return get(host, f"http://127.0.0.1:8428{path}", **params)
+    return http_json(host, f"http://127.0.0.1:8428{path}", **params)
 
 
 def export(host, selector, start, end):
@@ -29,34 +25,25 @@ def export(host, selector, start, end):
     return [(line["metric"], [t / 1000 for t in line["timestamps"]]) for line in map(json.loads, out.splitlines())]
 
 
-def wait_for(check, timeout=90, step=2):
-    deadline = time.time() + timeout
-    while True:
-        result = check()
-        if result or time.time() > deadline:
-            return result
-        time.sleep(step)
-
-
 def test_both_replicas_scrape_every_target_under_their_own_replica_label():
     assert len(PROMS) == 2
     seen = {}
     for name in PROMS:
         prom = get_host(name)
-        config = get(prom, "http://127.0.0.1:9090/api/v1/status/config")["data"]["yaml"]
+        config = http_json(prom, "http://127.0.0.1:9090/api/v1/status/config")["data"]["yaml"]
         assert f"replica: {name}" in config
-        targets = get(prom, "http://127.0.0.1:9090/api/v1/targets", state="active")["data"]["activeTargets"]
+        targets = http_json(prom, "http://127.0.0.1:9090/api/v1/targets", state="active")["data"]["activeTargets"]
         seen[name] = {(t["labels"]["job"], t["labels"]["instance"]) for t in targets}
     assert seen[PROMS[0]] == seen[PROMS[1]] and len(seen[PROMS[0]]) >= 10
 
 
 def test_a_series_both_replicas_scrape_is_one_deduplicated_series_in_victoriametrics(host):
-    found = wait_for(lambda: vm(host, "/api/v1/query", query=SERIES)["data"]["result"])
+    found = wait_for(lambda: vm(host, "/api/v1/query", query=SERIES)["data"]["result"], timeout=90)
     assert found, f"{SERIES} never reached VictoriaMetrics"
     assert len(found) == 1 and "replica" not in found[0]["metric"], found
     # both replicas write: each remote-write queue has sent samples
     for name in PROMS:
-        sent = get(get_host(name), "http://127.0.0.1:9090/api/v1/query",
+        sent = http_json(get_host(name), "http://127.0.0.1:9090/api/v1/query",
                    query="sum(prometheus_remote_storage_samples_total) or sum(prometheus_remote_storage_succeeded_samples_total)")
         assert float(sent["data"]["result"][0]["value"][1]) > 0, f"{name} has sent nothing"
     # two writers, but one sample per scrape interval once deduplicated at query time
@@ -69,10 +56,10 @@ def test_the_alertmanager_gets_one_watchdog_from_the_pair():
     alertmanager = get_host(host_names("alertmanager")[0])
 
     def watchdogs():
-        alerts = get(alertmanager, "http://127.0.0.1:9093/api/v2/alerts", filter='alertname="Watchdog"')
+        alerts = http_json(alertmanager, "http://127.0.0.1:9093/api/v2/alerts", filter='alertname="Watchdog"')
         return alerts if alerts else None
 
-    alerts = wait_for(watchdogs)
+    alerts = wait_for(watchdogs, timeout=90)
     assert alerts, "no Watchdog reached Alertmanager"
     time.sleep(3 * INTERVAL)  # both replicas have sent theirs by now
     alerts = watchdogs()

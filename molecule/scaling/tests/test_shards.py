@@ -5,19 +5,15 @@ import json
 import time
 import urllib.parse
 
-from conftest import get_host, host_names, run_playbook
+from conftest import get_host, host_names, http_json, run_playbook, wait_for
 
 PROMS = host_names("prometheus")
 STORE = host_names("victoriametrics")[0] if host_names("victoriametrics") else None
 testinfra_hosts = [f"podman://{STORE}"] if STORE else []
 
 
-def get(host, url, **params):
-    return json.loads(host.check_output(f"curl -fsS --noproxy '*' '{url}?{urllib.parse.urlencode(params)}'"))
-
-
 def six(name):
-    targets = get(get_host(name), "http://127.0.0.1:9090/api/v1/targets", state="active")["data"]["activeTargets"]
+    targets = http_json(get_host(name), "http://127.0.0.1:9090/api/v1/targets", state="active")["data"]["activeTargets"]
     return {t["labels"]["instance"] for t in targets if t["labels"]["job"] == "six"}
 
 
@@ -35,12 +31,11 @@ def test_two_shards_scrape_each_of_six_targets_exactly_once(host):
     assert run.returncode == 0, run.output[-3000:]
     switched = time.time()
     # the scrape manager applies a reloaded config within a few seconds
-    deadline = time.time() + 60
-    while True:
-        first, second = six(PROMS[0]), six(PROMS[1])
-        if first and second and not first & second or time.time() > deadline:
-            break
-        time.sleep(2)
+    def split():
+        pair = six(PROMS[0]), six(PROMS[1])
+        return pair if pair[0] and pair[1] and not pair[0] & pair[1] else None
+
+    first, second = wait_for(split) or (six(PROMS[0]), six(PROMS[1]))
     assert first and second, (first, second)
     assert not first & second, f"scraped by both shards: {first & second}"
     assert len(first | second) == 6
