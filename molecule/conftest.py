@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -54,7 +55,8 @@ def hostvars(name: str) -> dict:
     return AnsibleRunner(INVENTORY).get_variables(name)
 
 
-def run_playbook(playbook: str, *args: str, limit: str | None = None, extra: dict | None = None):
+def run_playbook(playbook: str, *args: str, limit: str | None = None, extra: dict | None = None,
+                 env: dict | None = None):
     """Run a playbook against the scenario's inventory the way molecule converges it."""
     cmd = ["ansible-playbook", "-i", INVENTORY, os.path.join(SCENARIO_DIR, playbook)]
     if limit:
@@ -62,9 +64,23 @@ def run_playbook(playbook: str, *args: str, limit: str | None = None, extra: dic
     if extra:
         cmd += ["-e", json.dumps(extra)]
     cmd += list(args)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
     proc.output = proc.stdout + proc.stderr
     return proc
+
+
+def task_results(output: str, task: str):
+    """{host: result} of one task in the output of a run with -v and JSON results (RESULTS_AS_JSON)."""
+    results, decoder = {}, json.JSONDecoder()
+    for block in output.split("TASK [")[1:]:
+        if block.split("]", 1)[0].endswith(task):
+            for match in re.finditer(r"^(?:ok|changed|failed|fatal): \[(\S+)\][^\n]*?=> ", block, re.M):
+                results[match.group(1)] = decoder.raw_decode(block, match.end())[0]
+    return results
+
+
+# with "-v": every task's result as JSON, for task_results
+RESULTS_AS_JSON = {"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
 
 
 def wait_for(predicate, timeout=60, step=2):

@@ -40,10 +40,23 @@ options:
     elements: str
     default: []
     description: A reload POSTs to these URLs (with the basic auth above) instead of running ExecReload.
+  defer_restart:
+    type: bool
+    default: false
+    description: >-
+      When a restart is due, change nothing and return C(deferred) (its reason) instead: the
+      action plugin then takes a rolling slot and calls again (see I(rolling_batch) there).
+  cluster_status_url:
+    type: str
+    description: >-
+      Alertmanager-style status URL (JSON with cluster.peers): before a restart the peers this
+      member sees are counted, after it the module waits until it sees as many again, so a
+      rolling restart never takes two members out of the cluster.
 author: monitoring-stack
 """
 
 import base64
+import json
 import os
 import socket
 import ssl
@@ -207,6 +220,27 @@ def wait_ready(p, unit, restarts_before):
         time.sleep(0.5)
 
 
+def cluster_peers(p):
+    """How many cluster peers the member sees (itself included), or None when it does not answer."""
+    try:
+        status = json.loads(fetch(p["cluster_status_url"], p["url_username"], p["url_password"]))
+        return len((status.get("cluster") or {}).get("peers") or [])
+    except (urllib.error.URLError, OSError, ValueError, AttributeError):
+        return None
+
+
+def wait_peers(p, before):
+    """After a restart: wait until the member sees as many peers as before it."""
+    deadline = time.monotonic() + p["ready_timeout"]
+    while True:
+        now = cluster_peers(p) or 0
+        if now >= before:
+            return True, f"sees {now} of {before} cluster peers again"
+        if time.monotonic() > deadline:
+            return False, f"sees {now} of the {before} cluster peers it saw before, after {p['ready_timeout']} s"
+        time.sleep(1)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -224,6 +258,8 @@ def main():
             checks=dict(type="list", elements="dict", default=[]),
             checks_fatal=dict(type="bool", default=False),
             reload_urls=dict(type="list", elements="str", default=[]),
+            defer_restart=dict(type="bool", default=False),
+            cluster_status_url=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -251,6 +287,8 @@ def main():
         elif p["reload"]:
             result["actions"].append("reload" if state.get("ExecReload") or p["reload_urls"] else "restart")
         result["changed"] = bool(result["actions"])
+        if p["defer_restart"] and "restart" in result["actions"]:
+            module.exit_json(changed=False, actions=[], deferred=result["restart_reason"])
         if module.check_mode:
             module.exit_json(**result)
         if not result["changed"]:
@@ -276,7 +314,9 @@ def main():
                 result["actions"][result["actions"].index("reload")] = "restart"
                 result["restart_reason"] = f"reload through the API failed ({getattr(exc, 'reason', exc)})"
                 action = "restart"
+        peers_before = cluster_peers(p) if action == "restart" and p["cluster_status_url"] else None
         if action:
+            began = time.time()
             proc = systemctl(action, unit, check=False)
             if proc.returncode != 0:
                 module.fail_json(msg=f"{unit}: systemctl {action} failed: {proc.stderr.strip()}\n"
@@ -287,6 +327,14 @@ def main():
             if not ok:
                 module.fail_json(msg=f"{unit} is not ready after {action}: {detail}\n"
                                      f"last journal lines:\n{journal(unit, p['journal_lines'])}", **result)
+            if peers_before:
+                ok, detail = wait_peers(p, peers_before)
+                result["cluster"] = detail
+                if not ok:
+                    module.fail_json(msg=f"{unit} restarted but {detail}", **result)
+            # when the service went down and when it was back (ready, and in its cluster): how
+            # long a restart took, and that a rolling restart's windows do not overlap
+            result["window"] = [round(began, 3), round(time.time(), 3)]
     except RuntimeError as exc:
         module.fail_json(msg=str(exc), **result)
     finish(module, result)
