@@ -19,6 +19,10 @@ REPS = int(os.environ.get("REPS", "3"))
 WORKLOAD = os.environ.get("WORKLOAD", "core")
 FORKS = os.environ.get("FORKS", "5")
 IMAGE = os.environ.get("BENCH_IMAGE", "localhost/monstack-debian12:latest")
+# playbooks timed side by side, each on its own fresh containers in every repetition; the stack
+# workload compares site.yml with the one-play-per-component baseline it replaced (issue 18)
+PLAYBOOKS = os.environ.get("PLAYBOOKS", "site.yml benchmarks/site_per_component.yml" if WORKLOAD == "stack"
+                           else "site.yml").split()
 # Where releases come from, as scripts/setup chose it (tests/harness/artifact_source.py): the
 # local mirror's URL and the versions its build produced, or nothing (pinned upstream releases).
 sys.path.insert(0, str(ROOT / "tests" / "harness"))
@@ -57,7 +61,7 @@ def destroy(names):
 
 def inventory(names, directory):
     """core: node_exporter everywhere, Prometheus and Alertmanager on the first host.
-    stack: all nine components, laid out like the lab (monitoring, logs, traces, app hosts)."""
+    stack: every component, laid out like the lab (monitoring, logs + long-term store, traces, app hosts)."""
     mon = names[0]
     groups = {"prometheus": {"hosts": {mon: None}}, "alertmanager": {"hosts": {mon: None}}}
     extra = {}
@@ -65,6 +69,7 @@ def inventory(names, directory):
         logs, traces = names[1 % len(names)], names[2 % len(names)]
         apps = names[3:] or [names[-1]]
         groups.update({"grafana": {"hosts": {mon: None}}, "loki": {"hosts": {logs: None}},
+                       "victoriametrics": {"hosts": {logs: None}},
                        "jaeger": {"hosts": {traces: None}}, "promtail": {"hosts": {n: None for n in names}},
                        "postgres_exporter": {"hosts": {n: None for n in apps}},
                        "redis_exporter": {"hosts": {n: None for n in apps}}})
@@ -80,23 +85,23 @@ def inventory(names, directory):
     return path
 
 
-def deploy(inv, directory, label):
+def deploy(inv, directory, label, playbook):
     counts = directory / f"{label}-counts.json"
     env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="bench_counter",
                ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "benchmarks/callback_plugins"),
                BENCH_COUNTER_OUT=str(counts), ANSIBLE_FORKS=FORKS)
     start = time.monotonic()
-    proc = subprocess.run(["ansible-playbook", "-i", str(inv), "site.yml"], cwd=ROOT, env=env,
+    proc = subprocess.run(["ansible-playbook", "-i", str(inv), playbook], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     wall = time.monotonic() - start
     if proc.returncode != 0:
-        sys.exit(f"{label} run failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+        sys.exit(f"{playbook}: {label} run failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
     recap = {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
              for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", proc.stdout, re.M)}
     return {"wall": wall, "recap": recap, "tasks": json.loads(counts.read_text())}
 
 
-def one_rep(n):
+def one_rep(n, playbook):
     names = hosts_for(n)
     destroy(names)
     create(names)
@@ -104,11 +109,11 @@ def one_rep(n):
         with tempfile.TemporaryDirectory(prefix="monstack-bench-") as tmp:
             directory = Path(tmp)
             inv = inventory(names, directory)
-            first = deploy(inv, directory, "first")
-            second = deploy(inv, directory, "noop")
+            first = deploy(inv, directory, "first", playbook)
+            second = deploy(inv, directory, "noop", playbook)
             changed = {h: r.get("changed", 0) for h, r in second["recap"].items()}
             if any(changed.values()):
-                sys.exit(f"the second run changed something: {changed}")
+                sys.exit(f"{playbook}: the second run changed something: {changed}")
             return {"first": first, "noop": second, "monitoring_host": names[0], "extra_host": names[-1] if n > 1 else None}
     finally:
         destroy(names)
@@ -118,34 +123,45 @@ def spread(values):
     return f"{statistics.median(values):.1f} s ({min(values):.1f}-{max(values):.1f})"
 
 
+def marginal(summary, key):
+    """Seconds each extra host adds, between consecutive sizes (medians)."""
+    sizes = sorted(summary)
+    return ", ".join(f"{(statistics.median(summary[b][key]) - statistics.median(summary[a][key])) / (b - a):.2f} s "
+                     f"({a} → {b})" for a, b in zip(sizes, sizes[1:])) or "-"
+
+
 def main(args):
-    sizes = [int(a) for a in args] or [1, 5, 10]
-    results = {}
+    sizes = [int(a) for a in args] or ([5, 10, 20] if WORKLOAD == "stack" else [1, 5, 10])
+    results = {playbook: {} for playbook in PLAYBOOKS}
     for n in sizes:
-        reps = []
         for rep in range(REPS):
-            print(f"N={n} repetition {rep + 1}/{REPS} ...", flush=True)
-            reps.append(one_rep(n))
-        results[n] = reps
-    print(f"\nworkload: {WORKLOAD}, forks={FORKS}, {REPS} repetitions, median (min-max)\n")
-    print("| hosts | first run | no-op re-run | tasks on the monitoring host (first / no-op) | tasks per extra host (first / no-op) |")
-    print("|---|---|---|---|---|")
-    summary = {}
-    for n, reps in results.items():
-        mon = reps[0]["monitoring_host"]
-        extra = reps[0]["extra_host"]
-        first = [r["first"]["wall"] for r in reps]
-        noop = [r["noop"]["wall"] for r in reps]
-        t_mon = (reps[0]["first"]["tasks"][mon]["executed"], reps[0]["noop"]["tasks"][mon]["executed"])
-        t_extra = ((reps[0]["first"]["tasks"][extra]["executed"], reps[0]["noop"]["tasks"][extra]["executed"])
-                   if extra else None)
-        print(f"| {n} | {spread(first)} | {spread(noop)} | {t_mon[0]} / {t_mon[1]} | "
-              f"{f'{t_extra[0]} / {t_extra[1]}' if t_extra else '-'} |")
-        summary[n] = {"first": first, "noop": noop, "tasks_monitoring": t_mon, "tasks_extra": t_extra,
-                      "recap_noop": reps[0]["noop"]["recap"]}
+            # the playbooks alternate within a repetition, so load on the machine hits them alike
+            for playbook in PLAYBOOKS:
+                print(f"N={n} repetition {rep + 1}/{REPS}: {playbook} ...", flush=True)
+                results[playbook].setdefault(n, []).append(one_rep(n, playbook))
+    print(f"\nworkload: {WORKLOAD}, forks={FORKS}, {REPS} repetitions, median (min-max)")
+    report = {}
+    for playbook, by_size in results.items():
+        print(f"\n{playbook}\n")
+        print("| hosts | first run | no-op re-run | tasks on the monitoring host (first / no-op) | tasks on an app host (first / no-op) |")
+        print("|---|---|---|---|---|")
+        summary = {}
+        for n, reps in by_size.items():
+            mon, extra = reps[0]["monitoring_host"], reps[0]["extra_host"]
+            first = [r["first"]["wall"] for r in reps]
+            noop = [r["noop"]["wall"] for r in reps]
+            t_mon = (reps[0]["first"]["tasks"][mon]["executed"], reps[0]["noop"]["tasks"][mon]["executed"])
+            t_extra = ((reps[0]["first"]["tasks"][extra]["executed"], reps[0]["noop"]["tasks"][extra]["executed"])
+                       if extra else None)
+            print(f"| {n} | {spread(first)} | {spread(noop)} | {t_mon[0]} / {t_mon[1]} | "
+                  f"{f'{t_extra[0]} / {t_extra[1]}' if t_extra else '-'} |")
+            summary[n] = {"first": first, "noop": noop, "tasks_monitoring": t_mon, "tasks_extra": t_extra,
+                          "recap_noop": reps[0]["noop"]["recap"]}
+        print(f"\nper extra host: first run {marginal(summary, 'first')}; no-op {marginal(summary, 'noop')}")
+        report[playbook] = summary
     out = ROOT / "benchmarks/results" / f"{WORKLOAD}-{datetime.date.today()}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"forks": FORKS, "reps": REPS, "results": summary}, indent=1))
+    out.write_text(json.dumps({"forks": FORKS, "reps": REPS, "playbooks": report}, indent=1))
     print(f"\nraw figures: {out.relative_to(ROOT)}")
 
 

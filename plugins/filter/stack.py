@@ -274,6 +274,15 @@ def _members(entry, groups):
     return list(groups.get(entry.get("group")) or (groups.get("all", []) if entry.get("all_hosts") else []))
 
 
+def host_components(host, groups, registry, order):
+    """The components an inventory host runs, in deployment order (stack_deploy_order): those
+    whose group holds it, and those that run on every host when their group is absent or empty."""
+    unknown = [name for name in order if name not in registry] + [name for name in registry if name not in order]
+    if unknown:
+        raise AnsibleFilterError(f"stack_deploy_order and stack_components disagree on: {', '.join(unknown)}")
+    return [name for name in order if host in _members(registry[name], groups)]
+
+
 def _port_spec(entry, name=None):
     ports = entry.get("ports") or {}
     if not ports:
@@ -455,6 +464,7 @@ class FilterModule:
             "stack_local_url": local_url,
             "stack_port_conflicts": port_conflicts,
             "stack_scrape_jobs": scrape_jobs,
+            "stack_host_components": host_components,
             "stack_component_urls": component_urls,
             "stack_datasource_urls": datasource_urls,
             "stack_change_action": change_action,

@@ -1,0 +1,151 @@
+"""site.yml's one pass: which components a host runs, in which order, and the rolling restarts
+that replace `serial` for clustered components (plugins/action/stack_service.py)."""
+import http.server
+import json
+import pathlib
+import threading
+import time
+import types
+
+import pytest
+import yaml
+
+from conftest import COMMON, load
+
+ORDER = yaml.safe_load((COMMON.parent / "roles/stack/vars/main.yml").read_text())["stack_deploy_order"]
+
+
+@pytest.fixture(scope="module")
+def rolling():
+    return load("action/stack_service.py", "stack_service_action")
+
+
+def test_a_host_runs_the_components_of_its_groups_in_deployment_order(filters, registry):
+    groups = {"all": ["mon", "app"], "prometheus": ["mon"], "grafana": ["mon"], "alertmanager": ["mon"],
+              "promtail": ["mon", "app"], "postgres_exporter": ["app"], "node_exporter": []}
+    # node_exporter's group is empty: it runs on every host, first
+    assert filters.host_components("mon", groups, registry, ORDER) == [
+        "node_exporter", "promtail", "alertmanager", "prometheus", "grafana"]
+    assert filters.host_components("app", groups, registry, ORDER) == ["node_exporter", "postgres_exporter", "promtail"]
+    assert filters.host_components("app", dict(groups, node_exporter=["mon"]), registry, ORDER) == [
+        "postgres_exporter", "promtail"]
+
+
+def test_every_client_comes_after_what_it_points_at():
+    before = {"promtail": ["loki"], "prometheus": ["alertmanager", "victoriametrics", "node_exporter"],
+              "grafana": ["prometheus", "loki", "jaeger", "alertmanager", "victoriametrics"]}
+    for client, servers in before.items():
+        assert all(ORDER.index(s) < ORDER.index(client) for s in servers), (client, ORDER)
+
+
+def test_the_deployment_order_and_the_registry_must_name_the_same_components(filters, registry):
+    with pytest.raises(Exception, match="disagree on: tempo"):
+        filters.host_components("a", {"all": ["a"]}, registry, ORDER + ["tempo"])
+    assert sorted(ORDER) == sorted(registry)
+    # the roles are named after the registry's components
+    assert all((COMMON.parent / "roles" / name / "tasks/main.yml").is_file() for name in ORDER)
+
+
+def test_rolling_slots_let_batch_holders_in_at_once(rolling, tmp_path):
+    def hold(batch, spans):
+        with rolling.RollingSlot(str(tmp_path), f"svc{batch}", batch, poll=0.01):
+            start = time.monotonic()
+            time.sleep(0.3)
+            spans.append((start, time.monotonic()))
+
+    for batch, overlapping in ((1, False), (3, True)):
+        spans = []
+        threads = [threading.Thread(target=hold, args=(batch, spans)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        spans.sort()
+        overlaps = any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+        assert overlaps is overlapping, (batch, spans)
+
+
+def test_run_directories_are_private_and_those_of_finished_runs_go(rolling, tmp_path):
+    (tmp_path / "999999999-1").mkdir()
+    here = rolling.run_directory(str(tmp_path), rolling.run_id())
+    assert pathlib.Path(here).stat().st_mode & 0o777 == 0o700
+    assert not (tmp_path / "999999999-1").exists()
+    assert rolling.run_id() == rolling.run_id() != rolling.run_id(1)
+
+
+def action(rolling, module_results, args, host="h1"):
+    """The action plugin with the module replaced by module_results (consumed in order)."""
+    calls = []
+    plugin = rolling.ActionModule.__new__(rolling.ActionModule)
+    plugin._task = types.SimpleNamespace(args=args)
+
+    def execute(name, module_args, task_vars):
+        calls.append(module_args)
+        return module_results.pop(0)
+
+    plugin._execute_module = execute
+    return plugin, calls, {"inventory_hostname": host}
+
+
+@pytest.fixture
+def no_base_run(rolling, monkeypatch, tmp_path):
+    monkeypatch.setattr(rolling.ActionBase, "run", lambda self, tmp=None, task_vars=None: {})
+    monkeypatch.setattr(rolling, "run_directory", lambda: str(tmp_path))
+
+
+def test_without_rolling_the_module_runs_once_as_asked(rolling, no_base_run):
+    plugin, calls, task_vars = action(rolling, [{"changed": True, "actions": ["restart"]}],
+                                      {"name": "node_exporter", "rolling_batch": 0})
+    assert plugin.run(task_vars=task_vars)["actions"] == ["restart"]
+    assert calls == [{"name": "node_exporter"}]
+
+
+def test_a_rolling_no_op_is_one_round_trip_without_a_slot(rolling, no_base_run, tmp_path):
+    plugin, calls, task_vars = action(rolling, [{"changed": False, "actions": []}],
+                                      {"name": "prometheus", "rolling_batch": 1})
+    assert plugin.run(task_vars=task_vars)["changed"] is False
+    assert calls == [{"name": "prometheus", "defer_restart": True}]
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_failed_rolling_restart_stops_the_hosts_after_it(rolling, no_base_run):
+    deferred = {"changed": False, "actions": [], "deferred": "binary changed"}
+    plugin, calls, task_vars = action(rolling, [deferred, {"failed": True, "msg": "not ready"}],
+                                      {"name": "prometheus", "rolling_batch": 1}, host="p1")
+    assert plugin.run(task_vars=task_vars)["failed"]
+    assert calls[1] == {"name": "prometheus"}
+    plugin, calls, task_vars = action(rolling, [dict(deferred)], {"name": "prometheus", "rolling_batch": 1}, host="p2")
+    refused = plugin.run(task_vars=task_vars)
+    assert refused["failed"] and "its restart on p1 failed" in refused["msg"]
+    assert len(calls) == 1, "p2 was asked only whether it needs a restart"
+    # another service of the same run is not held back
+    plugin, calls, task_vars = action(rolling, [dict(deferred), {"changed": True, "actions": ["restart"]}],
+                                      {"name": "loki", "rolling_batch": 1}, host="p2")
+    assert plugin.run(task_vars=task_vars)["changed"]
+
+
+def test_a_restarted_cluster_member_is_awaited_until_it_sees_its_peers_again(service):
+    answers = iter([1, 2, 3])
+
+    class Status(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            body = json.dumps({"cluster": {"peers": [{}] * next(answers, 3)}}).encode()
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Status)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        params = {"cluster_status_url": f"http://127.0.0.1:{server.server_port}/api/v2/status",
+                  "url_username": None, "url_password": None, "ready_timeout": 10}
+        ok, detail = service.wait_peers(params, 3)
+        assert ok and detail == "sees 3 of 3 cluster peers again"
+        ok, detail = service.wait_peers(dict(params, ready_timeout=0), 4)
+        assert not ok and "sees 3 of the 4 cluster peers" in detail
+        assert service.cluster_peers(dict(params, cluster_status_url="http://127.0.0.1:9/")) is None
+    finally:
+        server.shutdown()
