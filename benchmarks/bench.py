@@ -1,5 +1,5 @@
 """Benchmark driver: see benchmarks/run. Prints a table of medians (min-max) and writes
-benchmarks/results/<workload>-<date>.json."""
+benchmarks/results/<workload>-<transport>-n<sizes>-<date>.json."""
 from __future__ import annotations
 
 import datetime
@@ -23,6 +23,12 @@ IMAGE = os.environ.get("BENCH_IMAGE", "localhost/monstack-debian12:latest")
 # workload compares site.yml with the one-play-per-component baseline it replaced (issue 18)
 PLAYBOOKS = os.environ.get("PLAYBOOKS", "site.yml benchmarks/site_per_component.yml" if WORKLOAD == "stack"
                            else "site.yml").split()
+# how Ansible reaches the containers: "podman" (podman exec: no pipelining, about six podman calls
+# per module run) or "ssh" (sshd in the containers, pipelining and ControlPersist from ansible.cfg:
+# one ssh command per module run, as on real hosts)
+TRANSPORT = os.environ.get("TRANSPORT", "podman")
+SSH_DIR = Path(os.environ.get("MONSTACK_STATE", Path.home() / ".cache/monitoring-stack")) / "bench-ssh"
+SSH_IMAGE = "localhost/monstack-bench-ssh"
 # Where releases come from, as scripts/setup chose it (tests/harness/artifact_source.py): the
 # local mirror's URL and the versions its build produced, or nothing (pinned upstream releases).
 sys.path.insert(0, str(ROOT / "tests" / "harness"))
@@ -40,12 +46,44 @@ def hosts_for(n):
     return [f"bench{i:02d}" for i in range(1, n + 1)]
 
 
+def ssh_image():
+    """The test image plus openssh-server (from Debian's archive), built once per base image."""
+    base = sh("podman", "image", "inspect", "-f", "{{.Id}}", IMAGE).stdout.strip()
+    have = sh("podman", "image", "inspect", "-f", "{{index .Labels \"monstack.base\"}}", SSH_IMAGE, check=False)
+    if have.returncode == 0 and have.stdout.strip() == base:
+        return SSH_IMAGE
+    print(f"building {SSH_IMAGE} (openssh-server from Debian's archive) ...", flush=True)
+    sh("podman", "rm", "-f", "monstack-bench-build", check=False)
+    sh("podman", "run", "-d", "--name", "monstack-bench-build", "--network", NETWORK, IMAGE, "sleep", "infinity")
+    try:
+        sh("podman", "exec", "monstack-bench-build", "sh", "-c",
+           "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
+           "openssh-server >/dev/null && rm -rf /var/lib/apt/lists/*")
+        sh("podman", "commit", "-q", "--change", 'CMD ["/sbin/init"]', "--change", f"LABEL monstack.base={base}",
+           "monstack-bench-build", SSH_IMAGE)
+    finally:
+        sh("podman", "rm", "-f", "monstack-bench-build", check=False)
+    return SSH_IMAGE
+
+
+def ssh_key():
+    key = SSH_DIR / "id_ed25519"
+    if not key.exists():
+        SSH_DIR.mkdir(parents=True, exist_ok=True)
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "monstack-bench", "-f", str(key))
+    return key
+
+
+ADDRESSES = {}
+
+
 def create(names):
     if sh("podman", "network", "exists", NETWORK, check=False).returncode != 0:
         sh("podman", "network", "create", NETWORK)
+    image = ssh_image() if TRANSPORT == "ssh" else IMAGE
     for name in names:
         sh("podman", "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK, "--cap-add", "SYS_ADMIN",
-           "--systemd", "always", "--label", "monstack=bench", IMAGE, "/sbin/init")
+           "--systemd", "always", "--label", "monstack=bench", image, "/sbin/init")
     # the mirror's Alertmanager is Debian's build, which reads its templates from disk
     fixture = SOURCE.get("monstack_alertmanager_templates")
     for name in names:
@@ -53,6 +91,12 @@ def create(names):
         if fixture:
             with open(fixture, "rb") as data:
                 subprocess.run(["podman", "exec", "-i", name, "tar", "-xzf", "-", "-C", "/"], stdin=data, check=True)
+        if TRANSPORT == "ssh":
+            public = ssh_key().with_suffix(".pub").read_bytes()
+            subprocess.run(["podman", "exec", "-i", name, "sh", "-c", "mkdir -p -m 700 /root/.ssh && "
+                            "cat > /root/.ssh/authorized_keys && systemctl restart ssh"], input=public, check=True)
+            ADDRESSES[name] = sh("podman", "inspect", "-f", f"{{{{(index .NetworkSettings.Networks \"{NETWORK}\").IPAddress}}}}",
+                                 name).stdout.strip()
 
 
 def destroy(names):
@@ -75,11 +119,18 @@ def inventory(names, directory):
                        "redis_exporter": {"hosts": {n: None for n in apps}}})
         # no database servers in the benchmark containers: the exporters run and report them down
         extra = {"grafana_admin_password": "benchmark-password-1", "postgres_exporter_create_db_user": False}
-    inv = {"all": {"vars": {"ansible_connection": "containers.podman.podman", "ansible_become": False,
+    if TRANSPORT == "ssh":
+        connection = {"ansible_connection": "ssh", "ansible_user": "root", "ansible_ssh_private_key_file": str(ssh_key()),
+                      "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"}
+        hosts = {n: {"ansible_host": ADDRESSES[n]} for n in names}
+    else:
+        connection = {"ansible_connection": "containers.podman.podman"}
+        hosts = {n: None for n in names}
+    inv = {"all": {"vars": {**connection, "ansible_become": False,
                             "ansible_python_interpreter": "/usr/bin/python3", **SOURCE_VARS,
                             "stack_artifact_cache": str(directory / "cache"),
                             "alertmanager_receivers": [{"name": "blackhole"}], **extra},
-                   "hosts": {n: None for n in names}, "children": groups}}
+                   "hosts": hosts, "children": groups}}
     path = directory / "hosts.json"
     path.write_text(json.dumps(inv))
     return path
@@ -139,7 +190,7 @@ def main(args):
             for playbook in PLAYBOOKS:
                 print(f"N={n} repetition {rep + 1}/{REPS}: {playbook} ...", flush=True)
                 results[playbook].setdefault(n, []).append(one_rep(n, playbook))
-    print(f"\nworkload: {WORKLOAD}, forks={FORKS}, {REPS} repetitions, median (min-max)")
+    print(f"\nworkload: {WORKLOAD}, transport: {TRANSPORT}, forks={FORKS}, {REPS} repetitions, median (min-max)")
     report = {}
     for playbook, by_size in results.items():
         print(f"\n{playbook}\n")
@@ -159,9 +210,9 @@ def main(args):
                           "recap_noop": reps[0]["noop"]["recap"]}
         print(f"\nper extra host: first run {marginal(summary, 'first')}; no-op {marginal(summary, 'noop')}")
         report[playbook] = summary
-    out = ROOT / "benchmarks/results" / f"{WORKLOAD}-{datetime.date.today()}.json"
+    out = ROOT / "benchmarks/results" / f"{WORKLOAD}-{TRANSPORT}-n{'-'.join(map(str, sizes))}-{datetime.date.today()}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"forks": FORKS, "reps": REPS, "playbooks": report}, indent=1))
+    out.write_text(json.dumps({"forks": FORKS, "reps": REPS, "transport": TRANSPORT, "playbooks": report}, indent=1))
     print(f"\nraw figures: {out.relative_to(ROOT)}")
 
 
