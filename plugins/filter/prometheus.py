@@ -129,8 +129,60 @@ def scaled_config(config, stores=(), queue=None, replica_label="", replica="", s
     return config
 
 
+# what Prometheus 3 accepts as fallback_scrape_protocol (scrape_config), "" for none
+SCRAPE_PROTOCOLS = ("PrometheusText0.0.4", "PrometheusText1.0.0", "OpenMetricsText0.0.1", "OpenMetricsText1.0.0",
+                    "PrometheusProto")
+
+
+def _version_at_least(version, major):
+    head = str(version or "").lstrip("v").split(".", 1)[0]
+    return head.isdigit() and int(head) >= major
+
+
+def app_job_settings(groups, hostvars, default_protocol, version, app_var="stack_app_metrics"):
+    """{job: settings} for the application jobs of stack_app_metrics. Prometheus 3 refuses a
+    scrape whose Content-Type it does not know (homegrown endpoints often send
+    application/octet-stream), which Prometheus 2 parsed as text: from 3.0 on every application
+    job gets fallback_scrape_protocol, the entry's own (`fallback_scrape_protocol`, "" for none)
+    or default_protocol. Prometheus 2 does not know the setting, so it gets none."""
+    if not _version_at_least(version, 3):
+        return {}
+    out = {}
+    for name in sorted(groups.get("all", [])):
+        apps = hostvars[name].get(app_var) if hasattr(hostvars[name], "get") else None
+        for app in apps or []:
+            if isinstance(app, dict) and app.get("name"):
+                protocol = app.get("fallback_scrape_protocol", default_protocol)
+                if protocol:
+                    out[str(app["name"])] = {"fallback_scrape_protocol": protocol}
+    return out
+
+
+def app_protocol_problems(groups, hostvars, app_var="stack_app_metrics"):
+    """Entries of stack_app_metrics whose fallback_scrape_protocol Prometheus would refuse, and
+    applications whose hosts ask for different ones (it is a setting of the whole job)."""
+    out, seen = [], {}
+    for name in sorted(groups.get("all", [])):
+        apps = hostvars[name].get(app_var) if hasattr(hostvars[name], "get") else None
+        for app in apps or []:
+            if not isinstance(app, dict) or "fallback_scrape_protocol" not in app:
+                continue
+            protocol = app["fallback_scrape_protocol"] or ""
+            if protocol and protocol not in SCRAPE_PROTOCOLS:
+                out.append(f"host {name}: {app_var} entry {app.get('name')!r} has fallback_scrape_protocol "
+                           f"{protocol!r}; use one of {', '.join(SCRAPE_PROTOCOLS)}, or \"\" for none")
+            seen.setdefault(str(app.get("name")), {}).setdefault(protocol, []).append(name)
+    for job, protocols in sorted(seen.items()):
+        if len(protocols) > 1:
+            out.append(f"{app_var} entry {job!r} asks for different fallback_scrape_protocol values ("
+                       + "; ".join(f"{p or 'none'} on {', '.join(h)}" for p, h in sorted(protocols.items()))
+                       + "): it is one setting for the whole job")
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {"prometheus_problems": problems, "prometheus_rule_file_names": rule_file_names,
                 "prometheus_alert_rules": alert_rules, "prometheus_shards": shards,
-                "prometheus_shard_problems": shard_problems, "prometheus_scaled_config": scaled_config}
+                "prometheus_shard_problems": shard_problems, "prometheus_scaled_config": scaled_config,
+                "prometheus_app_job_settings": app_job_settings, "prometheus_app_protocol_problems": app_protocol_problems}

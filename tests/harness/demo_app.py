@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A stand-in for a team's own service in the lab: serves /metrics in Prometheus text format
 (the kind of endpoint a FastAPI or Celery exporter offers) and logs a request line with a
-trace id now and then. It is the lab's application target, not part of the stack."""
+trace id now and then. /legacy-metrics serves the same text the way many homegrown endpoints
+do, as application/octet-stream, which Prometheus 3 refuses without a fallback protocol. It is the lab's application target, not part of the stack."""
 import http.server
 import random
 import secrets
@@ -25,7 +26,7 @@ def traffic():
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802
-        if self.path != "/metrics":
+        if self.path not in ("/metrics", "/legacy-metrics"):
             self.send_error(404)
             return
         with lock:
@@ -33,7 +34,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     + "".join(f'shop_http_requests_total{{code="{c}"}} {n}\n' for c, n in counts.items()))
         data = body.encode()
         self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Type", "text/plain; version=0.0.4" if self.path == "/metrics"
+                         else "application/octet-stream")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -197,3 +197,28 @@ def test_a_sharded_config_is_one_promtool_accepts(tmp_path_factory, promtool):
     config.write_text(json.dumps(out["prometheus"]))
     check = subprocess.run([str(promtool), "check", "config", "--syntax-only", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+APPS = [{"name": "shop", "port": 8000}, {"name": "legacy", "port": 8001, "fallback_scrape_protocol": "OpenMetricsText1.0.0"},
+        {"name": "strict", "port": 8002, "fallback_scrape_protocol": ""}]
+
+
+def test_prometheus_3_scrapes_applications_that_send_an_unknown_content_type(tmp_path_factory, promtool):
+    version = re.search(r"version (\d+\.\d+\.\d+)", subprocess.run([str(promtool), "--version"], capture_output=True,
+                                                                   text=True).stdout).group(1)
+    assert version.startswith("3."), "the mirror's newest Prometheus is a 3.x"
+    out = render(tmp_path_factory, prometheus_version=version, stack_app_metrics=APPS)
+    jobs = {job["job_name"]: job for job in out["prometheus"]["scrape_configs"]}
+    assert jobs["shop"]["fallback_scrape_protocol"] == "PrometheusText0.0.4"
+    assert jobs["legacy"]["fallback_scrape_protocol"] == "OpenMetricsText1.0.0"
+    assert "fallback_scrape_protocol" not in jobs["strict"]
+    assert "fallback_scrape_protocol" not in jobs["node"], "exporters send a proper Content-Type"
+    config = tmp_path_factory.mktemp("promcheck") / "prometheus.yml"
+    config.write_text(json.dumps(out["prometheus"]))
+    check = subprocess.run([str(promtool), "check", "config", "--syntax-only", str(config)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_prometheus_2_gets_no_fallback_scrape_protocol_it_would_refuse(tmp_path_factory):
+    out = render(tmp_path_factory, prometheus_version="2.53.3", stack_app_metrics=APPS)
+    assert not [job for job in out["prometheus"]["scrape_configs"] if "fallback_scrape_protocol" in job]

@@ -11,8 +11,8 @@ import urllib.parse
 import pytest
 import yaml
 
-from conftest import (INVENTORY, SCENARIO_DIR, delivered_alerts, get_host, host_names, is_standin, require_real,
-                      run_playbook, start_alert_sink, stop_alert_sink, unit_pid)
+from conftest import (INVENTORY, SCENARIO_DIR, delivered_alerts, expected_version, get_host, host_names, is_standin,
+                      require_real, run_playbook, start_alert_sink, stop_alert_sink, unit_pid)
 
 MON = host_names("prometheus")[0] if host_names("prometheus") else None
 testinfra_hosts = [f"podman://{MON}"] if MON else []
@@ -45,8 +45,29 @@ def test_every_exporter_and_application_target_is_up(host):
     assert up, f"not up: {sorted(expected - {k for k, v in query(host, 'up').items() if v == 1})}"
     assert query(host, 'pg_up{job="postgres"}') and all(v == 1 for v in query(host, 'pg_up{job="postgres"}').values())
     labels = json.loads(host.check_output(
-        "curl -fsS --noproxy '*' 'http://127.0.0.1:9090/api/v1/series?match[]=shop_http_requests_total'"))["data"]
+        "curl -fsS --noproxy '*' 'http://127.0.0.1:9090/api/v1/series?match[]=shop_http_requests_total%7Bjob%3D%22shop%22%7D'"))["data"]
     assert labels and all(s["team"] == "shop" for s in labels), "the application's labels from the inventory"
+
+
+def test_an_endpoint_sending_an_unknown_content_type_is_scraped_through_the_fallback_protocol(host):
+    """The real Prometheus 3 refuses the demo app's application/octet-stream endpoint where the
+    inventory turned the fallback off (shop-strict), and scrapes it as before by default (shop-legacy)."""
+    if not expected_version("prometheus").startswith("3."):
+        pytest.skip("Prometheus 2 parses any Content-Type as text")
+
+    def health():
+        targets = json.loads(host.check_output("curl -fsS --noproxy '*' http://127.0.0.1:9090/api/v1/targets"))
+        seen = {t["labels"]["job"]: t for t in targets["data"]["activeTargets"]
+                if t["labels"]["job"] in ("shop-legacy", "shop-strict") and t["lastScrape"] > "0001-01-01T00:00:00Z"}
+        return seen if len(seen) == 2 else None
+
+    seen = wait_for(health)
+    assert seen, "both endpoint jobs were scraped"
+    assert seen["shop-legacy"]["health"] == "up", seen["shop-legacy"]
+    assert seen["shop-strict"]["health"] == "down"
+    error = seen["shop-strict"]["lastError"]
+    assert "unsupported Content-Type" in error and "application/octet-stream" in error, error
+    assert query(host, 'shop_http_requests_total{job="shop-legacy"}'), "the legacy endpoint's samples are stored"
 
 
 @pytest.mark.standin
