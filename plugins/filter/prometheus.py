@@ -139,6 +139,15 @@ def _version_at_least(version, major):
     return head.isdigit() and int(head) >= major
 
 
+def _app_entries(groups, hostvars, app_var):
+    """(host, entry) for every application endpoint the inventory's hosts declare in app_var."""
+    for name in sorted(groups.get("all", [])):
+        apps = hostvars[name].get(app_var) if hasattr(hostvars[name], "get") else None
+        for app in apps or []:
+            if isinstance(app, dict):
+                yield name, app
+
+
 def app_job_settings(groups, hostvars, default_protocol, version, app_var="stack_app_metrics"):
     """{job: settings} for the application jobs of stack_app_metrics. Prometheus 3 refuses a
     scrape whose Content-Type it does not know (homegrown endpoints often send
@@ -148,13 +157,10 @@ def app_job_settings(groups, hostvars, default_protocol, version, app_var="stack
     if not _version_at_least(version, 3):
         return {}
     out = {}
-    for name in sorted(groups.get("all", [])):
-        apps = hostvars[name].get(app_var) if hasattr(hostvars[name], "get") else None
-        for app in apps or []:
-            if isinstance(app, dict) and app.get("name"):
-                protocol = app.get("fallback_scrape_protocol", default_protocol)
-                if protocol:
-                    out[str(app["name"])] = {"fallback_scrape_protocol": protocol}
+    for _, app in _app_entries(groups, hostvars, app_var):
+        protocol = app.get("fallback_scrape_protocol", default_protocol)
+        if app.get("name") and protocol:
+            out[str(app["name"])] = {"fallback_scrape_protocol": protocol}
     return out
 
 
@@ -162,16 +168,14 @@ def app_protocol_problems(groups, hostvars, app_var="stack_app_metrics"):
     """Entries of stack_app_metrics whose fallback_scrape_protocol Prometheus would refuse, and
     applications whose hosts ask for different ones (it is a setting of the whole job)."""
     out, seen = [], {}
-    for name in sorted(groups.get("all", [])):
-        apps = hostvars[name].get(app_var) if hasattr(hostvars[name], "get") else None
-        for app in apps or []:
-            if not isinstance(app, dict) or "fallback_scrape_protocol" not in app:
-                continue
-            protocol = app["fallback_scrape_protocol"] or ""
-            if protocol and protocol not in SCRAPE_PROTOCOLS:
-                out.append(f"host {name}: {app_var} entry {app.get('name')!r} has fallback_scrape_protocol "
-                           f"{protocol!r}; use one of {', '.join(SCRAPE_PROTOCOLS)}, or \"\" for none")
-            seen.setdefault(str(app.get("name")), {}).setdefault(protocol, []).append(name)
+    for name, app in _app_entries(groups, hostvars, app_var):
+        if "fallback_scrape_protocol" not in app:
+            continue
+        protocol = app["fallback_scrape_protocol"] or ""
+        if protocol and protocol not in SCRAPE_PROTOCOLS:
+            out.append(f"host {name}: {app_var} entry {app.get('name')!r} has fallback_scrape_protocol "
+                       f"{protocol!r}; use one of {', '.join(SCRAPE_PROTOCOLS)}, or \"\" for none")
+        seen.setdefault(str(app.get("name")), {}).setdefault(protocol, []).append(name)
     for job, protocols in sorted(seen.items()):
         if len(protocols) > 1:
             out.append(f"{app_var} entry {job!r} asks for different fallback_scrape_protocol values ("
