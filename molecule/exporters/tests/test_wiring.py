@@ -1,10 +1,9 @@
 """Prometheus scrapes every exporter through the inventory groups; a wrong password marks
 only its own target down, the play says which; stopping a server fires its alert."""
 import json
-import time
 import urllib.parse
 
-from conftest import get_host, host_names, run_playbook
+from conftest import get_host, host_names, run_playbook, wait_for
 
 MON = host_names("prometheus")[0] if host_names("prometheus") else None
 testinfra_hosts = [f"podman://{MON}"] if MON else []
@@ -14,13 +13,6 @@ def query(host, expr):
     out = host.check_output(
         f"curl -fsS --noproxy '*' 'http://127.0.0.1:9090/api/v1/query?{urllib.parse.urlencode({'query': expr})}'")
     return {r["metric"].get("instance"): float(r["value"][1]) for r in json.loads(out)["data"]["result"]}
-
-
-def wait_for(predicate, timeout=60):
-    deadline = time.time() + timeout
-    while not (result := predicate()) and time.time() < deadline:
-        time.sleep(2)
-    return result
 
 
 def test_both_exporters_of_every_database_host_are_scraped(host):

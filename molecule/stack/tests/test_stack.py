@@ -5,14 +5,13 @@ any change."""
 import json
 import re
 import subprocess
-import time
 import urllib.parse
 
 import pytest
 import yaml
 
 from conftest import (INVENTORY, SCENARIO_DIR, delivered_alerts, expected_version, get_host, host_names, is_standin,
-                      require_real, run_playbook, start_alert_sink, stop_alert_sink, unit_pid)
+                      require_real, run_playbook, start_alert_sink, stop_alert_sink, unit_pid, wait_for)
 
 MON = host_names("prometheus")[0] if host_names("prometheus") else None
 testinfra_hosts = [f"podman://{MON}"] if MON else []
@@ -26,13 +25,6 @@ def query(host, expr):
             for r in json.loads(out)["data"]["result"]}
 
 
-def wait_for(predicate, timeout=90, step=3):
-    deadline = time.time() + timeout
-    while not (result := predicate()) and time.time() < deadline:
-        time.sleep(step)
-    return result
-
-
 def test_every_exporter_and_application_target_is_up(host):
     expected = {("node", f"{n}:9100") for n in host_names()} \
         | {("postgres", f"{n}:9187") for n in host_names("postgres_exporter")} \
@@ -41,7 +33,7 @@ def test_every_exporter_and_application_target_is_up(host):
         | {("prometheus", f"{MON}:9090")} \
         | {("shop", f"{n}:8000") for n in host_names("app")}
     up = wait_for(lambda: (lambda seen: seen if expected <= seen else None)(
-        {k for k, v in query(host, "up").items() if v == 1}))
+        {k for k, v in query(host, "up").items() if v == 1}), timeout=90)
     assert up, f"not up: {sorted(expected - {k for k, v in query(host, 'up').items() if v == 1})}"
     assert query(host, 'pg_up{job="postgres"}') and all(v == 1 for v in query(host, 'pg_up{job="postgres"}').values())
     labels = json.loads(host.check_output(
@@ -61,7 +53,7 @@ def test_an_endpoint_sending_an_unknown_content_type_is_scraped_through_the_fall
                 if t["labels"]["job"] in ("shop-legacy", "shop-strict") and t["lastScrape"] > "0001-01-01T00:00:00Z"}
         return seen if len(seen) == 2 else None
 
-    seen = wait_for(health)
+    seen = wait_for(health, timeout=90)
     assert seen, "both endpoint jobs were scraped"
     assert seen["shop-legacy"]["health"] == "up", seen["shop-legacy"]
     assert seen["shop-strict"]["health"] == "down"
