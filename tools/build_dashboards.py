@@ -6,65 +6,26 @@ readable place; edit this file and run `python3 tools/build_dashboards.py`. A un
 checks the committed files match, that every PromQL expression parses with the real promtool,
 and that every datasource a panel uses is one the role provisions.
 """
+import importlib.util
 import json
 import pathlib
 
-OUT = pathlib.Path(__file__).resolve().parents[1] / "roles/grafana/files/dashboards"
-# Metrics panels query the dashboard's `datasource` variable, which starts at Grafana's default
-# datasource of type prometheus: the long-term store when the inventory has one (every shard and
-# both replicas of a pair, deduplicated), the stack's Prometheus otherwise. Grafana offers its
-# synthetic "default" option only when current is exactly {text: default, value: default}; with an
-# empty current it would take the alphabetically first datasource of the type instead.
-PROM = {"type": "prometheus", "uid": "${datasource}"}
-METRICS_SOURCE = {"name": "datasource", "label": "Metrics", "type": "datasource", "query": "prometheus",
-                  "current": {"text": "default", "value": "default"}, "hide": 0, "refresh": 1, "regex": "",
-                  "includeAll": False, "multi": False}
-LOKI = {"type": "loki", "uid": "loki"}
-R = "$__rate_interval"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+OUT = ROOT / "roles/grafana/files/dashboards"
 
 
-def ts(title, *queries, unit="short", w=12, h=8, kind="timeseries", ds=PROM):
-    targets = [{"refId": chr(65 + i), "expr": q[0], "legendFormat": q[1] if len(q) > 1 else "", "datasource": ds}
-               for i, q in enumerate(queries)]
-    panel = {"type": kind, "title": title, "datasource": ds, "targets": targets,
-             "fieldConfig": {"defaults": {"unit": unit}, "overrides": []}, "gridPos": {"w": w, "h": h}}
-    if kind == "stat":
-        panel["options"] = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"}
-    return panel
+def _blocks():
+    """The building blocks live with the grafana role's filters, which also generate the
+    applications' dashboards from the same pieces."""
+    spec = importlib.util.spec_from_file_location("grafana_filters", ROOT / "plugins/filter/grafana.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def stat(title, expr, unit="short", w=6, legend=""):
-    return ts(title, (expr, legend), unit=unit, w=w, h=4, kind="stat")
-
-
-def logs(title, expr, w=24, h=10):
-    return {"type": "logs", "title": title, "datasource": LOKI, "gridPos": {"w": w, "h": h},
-            "targets": [{"refId": "A", "expr": expr, "datasource": LOKI}],
-            "options": {"showTime": True, "wrapLogMessage": True, "sortOrder": "Descending"}}
-
-
-def var(name, query, label=None, multi=True):
-    return {"name": name, "label": label or name, "type": "query", "datasource": PROM, "query": {"query": query, "refId": name},
-            "definition": query, "refresh": 2, "includeAll": True, "multi": multi, "allValue": ".*",
-            "current": {"text": "All", "value": "$__all"}}
-
-
-def dashboard(uid, title, panels, variables=(), tags=()):
-    x = y = 0
-    row_h = 0
-    for i, p in enumerate(panels):
-        w, h = p["gridPos"]["w"], p["gridPos"]["h"]
-        if x + w > 24:
-            x, y = 0, y + row_h
-            row_h = 0
-        p["gridPos"].update(x=x, y=y)
-        p["id"] = i + 1
-        x += w
-        row_h = max(row_h, h)
-    return {"uid": uid, "title": title, "tags": ["monitoring-stack", *tags], "timezone": "browser",
-            "schemaVersion": 39, "version": 1, "editable": False, "refresh": "30s",
-            "time": {"from": "now-6h", "to": "now"}, "templating": {"list": [METRICS_SOURCE, *variables]}, "panels": panels}
-
+_G = _blocks()
+LOKI, R = _G.LOKI, _G.R
+ts, stat, logs, var, dashboard = _G.ts, _G.stat, _G.logs, _G.var, _G.dashboard
 
 I = 'instance=~"$instance"'
 DASHBOARDS = [

@@ -138,6 +138,156 @@ def ini_value(value):
     return text
 
 
+# Dashboard building blocks, shared by the dashboards the role ships (tools/build_dashboards.py
+# writes them) and those it generates for the inventory's applications, so every panel has
+# the same shape. Metrics panels query the dashboard's `datasource` variable, which starts at
+# Grafana's default datasource of type prometheus: the long-term store when the inventory has
+# one (every shard and both replicas of a pair, deduplicated), the stack's Prometheus otherwise.
+# Grafana offers its synthetic "default" option only when current is exactly
+# {text: default, value: default}; with an empty current it would take the alphabetically first
+# datasource of the type instead.
+PROM = {"type": "prometheus", "uid": "${datasource}"}
+METRICS_SOURCE = {"name": "datasource", "label": "Metrics", "type": "datasource", "query": "prometheus",
+                  "current": {"text": "default", "value": "default"}, "hide": 0, "refresh": 1, "regex": "",
+                  "includeAll": False, "multi": False}
+LOKI = {"type": "loki", "uid": "loki"}
+R = "$__rate_interval"
+
+
+def ts(title, *queries, unit="short", w=12, h=8, kind="timeseries", ds=PROM, thresholds=None):
+    """A panel (time series by default) of (expr, legend) queries; thresholds: Grafana steps,
+    drawn as lines on a time series and as the background colour of a stat."""
+    targets = [{"refId": chr(65 + i), "expr": q[0], "legendFormat": q[1] if len(q) > 1 else "", "datasource": ds}
+               for i, q in enumerate(queries)]
+    panel = {"type": kind, "title": title, "datasource": ds, "targets": targets,
+             "fieldConfig": {"defaults": {"unit": unit}, "overrides": []}, "gridPos": {"w": w, "h": h}}
+    if kind == "stat":
+        panel["options"] = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"}
+    if thresholds:
+        panel["fieldConfig"]["defaults"]["thresholds"] = {"mode": "absolute", "steps": thresholds}
+        if kind == "timeseries":
+            panel["fieldConfig"]["defaults"]["custom"] = {"thresholdsStyle": {"mode": "line"}}
+        else:
+            panel["fieldConfig"]["defaults"]["color"] = {"mode": "thresholds"}
+    return panel
+
+
+def stat(title, expr, unit="short", w=6, legend="", h=4, thresholds=None):
+    return ts(title, (expr, legend), unit=unit, w=w, h=h, kind="stat", thresholds=thresholds)
+
+
+def logs(title, expr, w=24, h=10):
+    return {"type": "logs", "title": title, "datasource": LOKI, "gridPos": {"w": w, "h": h},
+            "targets": [{"refId": "A", "expr": expr, "datasource": LOKI}],
+            "options": {"showTime": True, "wrapLogMessage": True, "sortOrder": "Descending"}}
+
+
+def var(name, query, label=None, multi=True):
+    return {"name": name, "label": label or name, "type": "query", "datasource": PROM, "query": {"query": query, "refId": name},
+            "definition": query, "refresh": 2, "includeAll": True, "multi": multi, "allValue": ".*",
+            "current": {"text": "All", "value": "$__all"}}
+
+
+def dashboard(uid, title, panels, variables=(), tags=()):
+    """A dashboard with its panels laid out left to right, top to bottom."""
+    x = y = 0
+    row_h = 0
+    for i, p in enumerate(panels):
+        w, h = p["gridPos"]["w"], p["gridPos"]["h"]
+        if x + w > 24:
+            x, y = 0, y + row_h
+            row_h = 0
+        p["gridPos"].update(x=x, y=y)
+        p["id"] = i + 1
+        x += w
+        row_h = max(row_h, h)
+    return {"uid": uid, "title": title, "tags": ["monitoring-stack", *tags], "timezone": "browser",
+            "schemaVersion": 39, "version": 1, "editable": False, "refresh": "30s",
+            "time": {"from": "now-6h", "to": "now"}, "templating": {"list": [METRICS_SOURCE, *variables]}, "panels": panels}
+
+
+def kpi_steps(kpi):
+    """Grafana threshold steps of a KPI (stack_applications): green on the good side, yellow
+    between good and warn, orange from warn, red from bad; a missing mark drops its colour."""
+    marks = kpi.get("thresholds") or {}
+    if not marks:
+        return None
+    if kpi.get("direction") == "lower_is_better":
+        steps = [{"color": "green", "value": None}]
+        steps += [{"color": c, "value": marks[k]} for k, c in (("good", "yellow"), ("warn", "orange"), ("bad", "red"))
+                  if k in marks]
+    else:
+        steps = [{"color": "red", "value": None}]
+        steps += [{"color": c, "value": marks[k]} for k, c in (("bad", "orange"), ("warn", "yellow"), ("good", "green"))
+                  if k in marks]
+        if "good" not in marks:  # beyond the last mark is good
+            steps[-1]["color"] = "green"
+    return steps
+
+
+def _uid(name, kind):
+    # Grafana uids are at most 40 characters; a hash keeps long application names apart
+    import hashlib  # pylint: disable=import-outside-toplevel
+
+    uid = f"app-{slug(name)}-{kind}"
+    return uid if len(uid) <= 40 else f"app-{slug(name)[:22]}-{hashlib.sha256(name.encode()).hexdigest()[:6]}-{kind}"
+
+
+def app_dashboards(apps):
+    """{folder: {file stem: JSON text}} for the applications (stack_applications): a KPI dashboard
+    for each application with KPIs (a stat with its thresholds next to its history) and a
+    service dashboard for each following the HTTP conventions (red): request rate, error ratio
+    and latency quantiles by route."""
+    out = {}
+    for name, app in sorted((apps or {}).items()):
+        boards = []
+        job = f'job="{name}"'
+        if app["kpis"]:
+            panels = []
+            for kpi in app["kpis"]:
+                steps = kpi_steps(kpi)
+                panels.append(stat(kpi["title"], kpi["expr"], unit=kpi["unit"], w=6, h=6, thresholds=steps))
+                panels.append(ts(f"{kpi['title']} over time", (kpi["expr"], kpi["title"]), unit=kpi["unit"], w=18, h=6,
+                                 thresholds=steps))
+            panels.append(ts("Instances up", (f"up{{{job}}}", "{{instance}}"), w=24, h=6))
+            boards.append(dashboard(_uid(name, "kpis"), f"{name}: KPIs", panels, tags=["application", slug(name)]))
+        red = app["red"]
+        if red:
+            req, dur = red["requests_metric"], red["duration_metric"]
+            route, status = red["route_label"], red["status_label"]
+            sel = f'{job}, {route}=~"$route"'
+            err = f'{sel}, {status}=~"{red["error_status"]}"'
+            total = f"sum(rate({req}{{{sel}}}[{R}]))"
+            ratio_steps = ([{"color": "green", "value": None}, {"color": "red", "value": red["error_ratio_above"]}]
+                           if red["error_ratio_above"] not in (None, False) else None)
+            latency_steps = ([{"color": "green", "value": None}, {"color": "red", "value": red["latency_above"]}]
+                             if red["latency_above"] not in (None, False) else None)
+            q = red["latency_quantile"]
+            panels = [
+                stat("Requests/s", total, unit="reqps"),
+                stat("Error ratio", f"sum(rate({req}{{{err}}}[{R}])) / {total}", unit="percentunit", thresholds=ratio_steps),
+                stat(f"p{q * 100:g} latency", f"histogram_quantile({q}, sum by (le) (rate({dur}_bucket{{{sel}}}[{R}])))",
+                     unit="s", thresholds=latency_steps),
+                stat("Instances up", f"sum(up{{{job}}})"),
+                ts("Requests by route", (f"sum by ({route}) (rate({req}{{{sel}}}[{R}]))", f"{{{{{route}}}}}"), unit="reqps"),
+                ts("Error ratio by route", (f"sum by ({route}) (rate({req}{{{err}}}[{R}])) / sum by ({route}) "
+                                            f"(rate({req}{{{sel}}}[{R}]))", f"{{{{{route}}}}}"),
+                   unit="percentunit", thresholds=ratio_steps),
+                ts("Latency", *[(f"histogram_quantile({p}, sum by (le) (rate({dur}_bucket{{{sel}}}[{R}])))", f"p{p * 100:g}")
+                                for p in (0.5, 0.95, 0.99)], unit="s", thresholds=latency_steps),
+                ts(f"p{q * 100:g} latency by route", (f"histogram_quantile({q}, sum by (le, {route}) "
+                                                       f"(rate({dur}_bucket{{{sel}}}[{R}])))", f"{{{{{route}}}}}"), unit="s"),
+                ts("Requests by status", (f"sum by ({status}) (rate({req}{{{sel}}}[{R}]))", f"{{{{{status}}}}}"),
+                   unit="reqps", w=24),
+            ]
+            boards.append(dashboard(_uid(name, "http"), f"{name}: HTTP service", panels,
+                                    variables=[var("route", f"label_values({req}{{{job}}}, {route})")],
+                                    tags=["application", slug(name), "http"]))
+        for board in boards:
+            out.setdefault(app["folder"], {})[board["uid"]] = json.dumps(board, indent=2, sort_keys=True) + "\n"
+    return out
+
+
 WEAK = {"admin", "password", "grafana", "changeme", "secret", "123456", "12345678", "123456789012"}
 
 
@@ -174,4 +324,5 @@ class FilterModule:
             "grafana_dashboard_entries": dashboard_entries,
             "grafana_slug": slug,
             "grafana_ini_value": ini_value,
+            "grafana_app_dashboards": app_dashboards,
         }

@@ -129,58 +129,89 @@ def scaled_config(config, stores=(), queue=None, replica_label="", replica="", s
     return config
 
 
-# what Prometheus 3 accepts as fallback_scrape_protocol (scrape_config), "" for none
-SCRAPE_PROTOCOLS = ("PrometheusText0.0.4", "PrometheusText1.0.0", "OpenMetricsText0.0.1", "OpenMetricsText1.0.0",
-                    "PrometheusProto")
-
-
 def _version_at_least(version, major):
     head = str(version or "").lstrip("v").split(".", 1)[0]
     return head.isdigit() and int(head) >= major
 
 
-def _app_entries(groups, hostvars, app_var):
-    """(host, entry) for every application endpoint the inventory's hosts declare in app_var."""
-    for name in sorted(groups.get("all", [])):
-        apps = hostvars[name].get(app_var) if hasattr(hostvars[name], "get") else None
-        for app in apps or []:
-            if isinstance(app, dict):
-                yield name, app
-
-
-def app_job_settings(groups, hostvars, default_protocol, version, app_var="stack_app_metrics"):
-    """{job: settings} for the application jobs of stack_app_metrics. Prometheus 3 refuses a
-    scrape whose Content-Type it does not know (homegrown endpoints often send
+def app_job_settings(apps, default_protocol, version):
+    """{job: settings} for the application jobs (apps: stack_applications). Prometheus 3 refuses
+    a scrape whose Content-Type it does not know (homegrown endpoints often send
     application/octet-stream), which Prometheus 2 parsed as text: from 3.0 on every application
-    job gets fallback_scrape_protocol, the entry's own (`fallback_scrape_protocol`, "" for none)
-    or default_protocol. Prometheus 2 does not know the setting, so it gets none."""
+    job gets fallback_scrape_protocol, the application's own ("" for none) or default_protocol.
+    Prometheus 2 does not know the setting, so it gets none."""
     if not _version_at_least(version, 3):
         return {}
     out = {}
-    for _, app in _app_entries(groups, hostvars, app_var):
-        protocol = app.get("fallback_scrape_protocol", default_protocol)
-        if app.get("name") and protocol:
-            out[str(app["name"])] = {"fallback_scrape_protocol": protocol}
+    for name, app in sorted((apps or {}).items()):
+        protocol = app.get("fallback_scrape_protocol")
+        protocol = default_protocol if protocol is None else protocol
+        if protocol:
+            out[name] = {"fallback_scrape_protocol": protocol}
     return out
 
 
-def app_protocol_problems(groups, hostvars, app_var="stack_app_metrics"):
-    """Entries of stack_app_metrics whose fallback_scrape_protocol Prometheus would refuse, and
-    applications whose hosts ask for different ones (it is a setting of the whole job)."""
-    out, seen = [], {}
-    for name, app in _app_entries(groups, hostvars, app_var):
-        if "fallback_scrape_protocol" not in app:
-            continue
-        protocol = app["fallback_scrape_protocol"] or ""
-        if protocol and protocol not in SCRAPE_PROTOCOLS:
-            out.append(f"host {name}: {app_var} entry {app.get('name')!r} has fallback_scrape_protocol "
-                       f"{protocol!r}; use one of {', '.join(SCRAPE_PROTOCOLS)}, or \"\" for none")
-        seen.setdefault(str(app.get("name")), {}).setdefault(protocol, []).append(name)
-    for job, protocols in sorted(seen.items()):
-        if len(protocols) > 1:
-            out.append(f"{app_var} entry {job!r} asks for different fallback_scrape_protocol values ("
-                       + "; ".join(f"{p or 'none'} on {', '.join(h)}" for p, h in sorted(protocols.items()))
-                       + "): it is one setting for the whole job")
+# how an alert's description shows a KPI's value, by its Grafana unit (plain number otherwise)
+VALUE_FORMATS = {"percentunit": "humanizePercentage", "s": "humanizeDuration", "bytes": "humanize1024"}
+
+
+def _number_text(value):
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def app_rules(apps, window="5m"):
+    """{file stem: rule file} for the applications (apps: stack_applications): per application a
+    group that records each KPI as kpi:<application>:<kpi> (its history, in long-term storage
+    too), alerts on the KPIs that ask for it, and, for applications following the HTTP
+    conventions (red), alerts on the error ratio and the latency quantile. Every expression
+    reaches promtool with the rest of the config before the swap; rule names carry the
+    application and KPI, so promtool's complaint names them."""
+    out = {}
+    for name, app in sorted((apps or {}).items()):
+        labels = {"application": name}
+        rules = []
+        for kpi in app["kpis"]:
+            rules.append({"record": kpi["record"], "expr": kpi["expr"], "labels": dict(labels, kpi=kpi["name"])})
+        for kpi in app["kpis"]:
+            alert = kpi["alert"]
+            if not alert:
+                continue
+            op = "<" if alert["op"] == "below" else ">"
+            shown = VALUE_FORMATS.get(kpi["unit"], 'printf "%.4g"')
+            description = alert["description"] or (
+                f"{kpi['title']} of {name} is {{{{ $value | {shown} }}}}, {alert['op']} {_number_text(alert['value'])} "
+                f"for {alert['for']}.")
+            rules.append({"alert": alert["name"], "expr": f"({kpi['expr']}) {op} {_number_text(alert['value'])}",
+                          "for": alert["for"], "labels": dict(labels, kpi=kpi["name"], severity=alert["severity"]),
+                          "annotations": {"summary": alert["summary"], "description": description}})
+        red = app["red"]
+        if red:
+            job = f'job="{name}"'
+            requests = red["requests_metric"]
+            errors = f'{job}, {red["status_label"]}=~"{red["error_status"]}"'
+            if red["error_ratio_above"] not in (None, False):
+                rules.append({
+                    "alert": "HttpErrorRatioHigh",
+                    "expr": f"sum(rate({requests}{{{errors}}}[{window}])) / sum(rate({requests}{{{job}}}[{window}])) "
+                            f"> {_number_text(red['error_ratio_above'])}",
+                    "for": red["for"], "labels": dict(labels, severity=red["severity"]),
+                    "annotations": {
+                        "summary": f"{name}: more than {red['error_ratio_above'] * 100:g}% of requests fail",
+                        "description": f"{{{{ $value | humanizePercentage }}}} of the requests to {name} answered "
+                                       f"{red['error_status']} over the last {window}."}})
+            if red["latency_above"] not in (None, False):
+                quantile = red["latency_quantile"]
+                rules.append({
+                    "alert": "HttpLatencyHigh",
+                    "expr": f"histogram_quantile({_number_text(quantile)}, sum by (le) "
+                            f"(rate({red['duration_metric']}_bucket{{{job}}}[{window}]))) > {_number_text(red['latency_above'])}",
+                    "for": red["for"], "labels": dict(labels, severity=red["severity"]),
+                    "annotations": {
+                        "summary": f"{name}: p{quantile * 100:g} latency above {_number_text(red['latency_above'])}s",
+                        "description": f"The p{quantile * 100:g} latency of {name} is {{{{ $value | humanizeDuration }}}} "
+                                       f"over the last {window}."}})
+        if rules:
+            out[f"stack-app-{name}"] = {"groups": [{"name": f"app-{name}", "rules": rules}]}
     return out
 
 
@@ -189,4 +220,4 @@ class FilterModule:
         return {"prometheus_problems": problems, "prometheus_rule_file_names": rule_file_names,
                 "prometheus_alert_rules": alert_rules, "prometheus_shards": shards,
                 "prometheus_shard_problems": shard_problems, "prometheus_scaled_config": scaled_config,
-                "prometheus_app_job_settings": app_job_settings, "prometheus_app_protocol_problems": app_protocol_problems}
+                "prometheus_app_job_settings": app_job_settings, "prometheus_app_rules": app_rules}

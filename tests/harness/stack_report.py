@@ -189,6 +189,40 @@ def check_store(stack: Stack, report: Report, deadline: float):
             report.add("PASS", "victoriametrics", host, f"all {len(wanted)} Prometheus targets' samples arrive by remote write")
 
 
+def check_applications(stack: Stack, report: Report, deadline: float):
+    """The rules generated from the inventory's applications (stack_app_metrics) evaluate without
+    error, and every KPI has a recorded value."""
+    for host in stack.hosts("prometheus"):
+        base = stack.url("prometheus", host)
+        while True:
+            status, _, body = http(base + "/api/v1/rules")
+            groups = [g for g in json.loads(body)["data"]["groups"] if g["name"].startswith("app-")] if status == 200 else []
+            records = [r for g in groups for r in g["rules"] if r["type"] == "recording"]
+            values = {}
+            for rule in records:
+                _, _, out = http(base + "/api/v1/query?" + urllib.parse.urlencode({"query": rule["name"]}))
+                result = json.loads(out)["data"]["result"] if out[:1] == b"{" else []
+                if result:
+                    values[rule["name"]] = float(result[0]["value"][1])
+            if status == 200 and len(values) == len(records) or time.time() > deadline:
+                break
+            time.sleep(3)
+        if status != 200:
+            report.add("FAIL", "prometheus", host, f"rules API: {status or body.decode(errors='replace')}")
+            continue
+        for group in groups:
+            broken = [f"{r['name']}: {r.get('lastError')}" for r in group["rules"] if r.get("health") == "err"]
+            if broken:
+                report.add("FAIL", "application", host, f"{group['name']}: " + "; ".join(broken))
+            else:
+                report.add("PASS", "application", host, f"{group['name']}: {len(group['rules'])} rules evaluate")
+        for rule in records:
+            if rule["name"] in values:
+                report.add("PASS", "application", host, f"KPI {rule['name']} = {values[rule['name']]:.4g}")
+            else:
+                report.add("FAIL", "application", host, f"KPI {rule['name']} has no value (does its expression match data?)")
+
+
 def parse_time(stamp: str | None) -> float:
     """Seconds since the epoch of an RFC 3339 time as Prometheus writes it (nanoseconds, Z or offset)."""
     match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$", stamp or "")
@@ -325,6 +359,8 @@ def main() -> int:
     if stack.hosts("victoriametrics"):
         print("long-term store")
         check_store(stack, report, deadline)
+    print("applications (KPIs and HTTP rules from the inventory)")
+    check_applications(stack, report, deadline)
     print("alerting")
     check_alertmanagers(stack, report, deadline)
     print("grafana datasources")

@@ -265,19 +265,3 @@ def test_tags_select_components_and_phases_together(filters, registry, tags, run
     chosen = {f"{c}/{p or 'service'}" for c in ("prometheus", "grafana") for p in ("install", "configure", None)
               if filters.selected(c, p, tags, registry)}
     assert chosen == runs
-
-
-def test_application_scrape_protocols_are_checked_before_any_change():
-    prometheus = load_role_filters("prometheus")
-    groups = {"all": ["a", "b"]}
-    hostvars = {"a": {"stack_app_metrics": [{"name": "shop", "port": 1, "fallback_scrape_protocol": "text"}]},
-                "b": {"stack_app_metrics": [{"name": "shop", "port": 1, "fallback_scrape_protocol": ""}]}}
-    problems = prometheus.app_protocol_problems(groups, hostvars)
-    assert problems[0].startswith("host a: stack_app_metrics entry 'shop' has fallback_scrape_protocol 'text'")
-    assert "different fallback_scrape_protocol values (none on b; text on a)" in problems[1]
-    assert prometheus.app_protocol_problems({"all": ["a"]}, {"a": {"stack_app_metrics": [
-        {"name": "shop", "port": 1, "fallback_scrape_protocol": "PrometheusText1.0.0"}]}}) == []
-    assert prometheus.app_job_settings({"all": ["c"]}, {"c": {"stack_app_metrics": [{"name": "x", "port": 1}]}},
-                                       "PrometheusText0.0.4", "v3.5.3") == {"x": {"fallback_scrape_protocol": "PrometheusText0.0.4"}}
-    assert prometheus.app_job_settings({"all": ["c"]}, {"c": {"stack_app_metrics": [{"name": "x", "port": 1}]}},
-                                       "PrometheusText0.0.4", "2.53.3") == {}

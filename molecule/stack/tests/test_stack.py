@@ -37,7 +37,7 @@ def test_every_exporter_and_application_target_is_up(host):
     assert up, f"not up: {sorted(expected - {k for k, v in query(host, 'up').items() if v == 1})}"
     assert query(host, 'pg_up{job="postgres"}') and all(v == 1 for v in query(host, 'pg_up{job="postgres"}').values())
     labels = json.loads(host.check_output(
-        "curl -fsS --noproxy '*' 'http://127.0.0.1:9090/api/v1/series?match[]=shop_http_requests_total%7Bjob%3D%22shop%22%7D'"))["data"]
+        "curl -fsS --noproxy '*' 'http://127.0.0.1:9090/api/v1/series?match[]=http_requests_total%7Bjob%3D%22shop%22%7D'"))["data"]
     assert labels and all(s["team"] == "shop" for s in labels), "the application's labels from the inventory"
 
 
@@ -59,7 +59,7 @@ def test_an_endpoint_sending_an_unknown_content_type_is_scraped_through_the_fall
     assert seen["shop-strict"]["health"] == "down"
     error = seen["shop-strict"]["lastError"]
     assert "unsupported Content-Type" in error and "application/octet-stream" in error, error
-    assert query(host, 'shop_http_requests_total{job="shop-legacy"}'), "the legacy endpoint's samples are stored"
+    assert query(host, 'http_requests_total{job="shop-legacy"}'), "the legacy endpoint's samples are stored"
 
 
 @pytest.mark.standin
@@ -96,6 +96,53 @@ def test_a_stopped_application_fires_an_alert_delivered_to_the_webhook(host):
     finally:
         victim.run("systemctl start demo-shop")
         stop_alert_sink(host)
+
+
+def test_a_kpi_crossing_its_threshold_fires_its_alert_delivered_to_the_webhook(host):
+    """The inventory declares the shop's conversion rate as a KPI with an alert below 10 %; the
+    demo app is told to stop converting checkouts into orders, and the generated alert
+    reaches the webhook with the application and KPI as labels."""
+    apps = [get_host(name) for name in host_names("app")]
+    assert wait_for(lambda: query(host, 'kpi:shop:conversion_rate'), 90), "the KPI is recorded"
+    assert not query(host, 'ALERTS{alertname="ConversionRateLow", alertstate="firing"}'), "fires before the change"
+    start_alert_sink(host)
+    try:
+        for app in apps:
+            app.check_output("curl -fsS --noproxy '*' 'http://127.0.0.1:8000/control?conversion=0'")
+
+        def delivered():
+            return next((alert for _, alert in delivered_alerts(host)
+                         if alert["labels"].get("alertname") == "ConversionRateLow"), None)
+        alert = wait_for(delivered, 180)
+        assert alert, "no ConversionRateLow alert reached the webhook"
+        assert {k: alert["labels"].get(k) for k in ("application", "kpi", "severity")} == {
+            "application": "shop", "kpi": "conversion_rate", "severity": "warning"}
+        assert alert["annotations"]["summary"] == "shop: Conversion rate below 0.1"
+    finally:
+        for app in apps:
+            app.run("curl -fsS --noproxy '*' 'http://127.0.0.1:8000/control?conversion=0.35'")
+        stop_alert_sink(host)
+
+
+def test_the_applications_rules_and_dashboards_are_generated_from_the_inventory(host):
+    """Prometheus loaded the shop's KPI and HTTP rules; Grafana provisions its KPI and HTTP
+    service dashboards in a folder of the application's own (files on the Grafana host, since
+    the offline Grafana is a stand-in: the real one is checked below)."""
+    groups = json.loads(host.check_output("curl -fsS --noproxy '*' http://127.0.0.1:9090/api/v1/rules"))["data"]["groups"]
+    names = {r["name"] for g in groups if g["name"] == "app-shop" for r in g["rules"]}
+    assert {"kpi:shop:conversion_rate", "kpi:shop:llm_cost_per_order", "ConversionRateLow", "LlmCostPerOrderHigh",
+            "HttpErrorRatioHigh", "HttpLatencyHigh"} <= names, names
+    assert not [g for g in groups if g["name"] in ("app-shop-legacy", "app-shop-strict")], "plain jobs get no rules"
+    grafana = get_host(host_names("grafana")[0])
+    providers = yaml.safe_load(grafana.file("/etc/grafana/provisioning/dashboards/monitoring-stack.yaml").content_string)
+    folder = next(p for p in providers["providers"] if p["folder"] == "shop")
+    for uid in ("app-shop-kpis", "app-shop-http"):
+        board = json.loads(grafana.file(f"{folder['options']['path']}/{uid}.json").content_string)
+        assert board["uid"] == uid and board["panels"]
+    if not is_standin(grafana, "grafana", "-v"):
+        found = json.loads(grafana.check_output(
+            "curl -fsS --noproxy '*' -u admin:stack-admin-password-1 'http://127.0.0.1:3000/api/search?tag=application'"))
+        assert {(b["uid"], b.get("folderTitle")) for b in found} >= {("app-shop-kpis", "shop"), ("app-shop-http", "shop")}
 
 
 @pytest.mark.standin
