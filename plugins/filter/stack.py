@@ -163,6 +163,76 @@ def probe_check(item, base_url, module_param=None, metric="up"):
     return {"name": f"{item['name']} ({item['target']})", "url": f"{base_url}?{urlencode(params)}", "metric": metric}
 
 
+PROBE_KEYS = {"url", "tcp", "tls", "status", "module"}
+HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$")
+
+
+def probe_problems(probes, var="stack_probes"):
+    """Why entries of stack_probes cannot be probed, each named by its target."""
+    if probes in (None, ""):
+        return []
+    if not isinstance(probes, list):
+        return [f"{var} must be a list, got {probes!r}"]
+    out = []
+    for probe in probes:
+        if not isinstance(probe, dict):
+            out.append(f"{var} entry {probe!r} is not a mapping like {{url: https://example.org/health}}")
+            continue
+        kinds = [k for k in ("url", "tcp", "tls") if k in probe]
+        where = f"{var} entry {probe[kinds[0]] if kinds else repr(probe)}"
+        unknown = sorted(set(probe) - PROBE_KEYS)
+        if unknown:
+            out.append(f"{where} has unknown keys {', '.join(unknown)} (known: {', '.join(sorted(PROBE_KEYS))})")
+        if len(kinds) != 1:
+            out.append(f"{where} needs exactly one of url (HTTP), tcp (host:port) or tls (host:port, certificate checked)")
+            continue
+        target = str(probe[kinds[0]])
+        if kinds[0] == "url" and not re.match(r"^https?://[^/\s]+", target):
+            out.append(f"{where}: url must start with http:// or https://")
+        if kinds[0] != "url" and not (HOST_PORT.match(target) and 0 < int(HOST_PORT.match(target).group(2)) < 65536):
+            out.append(f"{where}: {kinds[0]} must be host:port")
+        if "status" in probe:
+            codes = probe["status"] if isinstance(probe["status"], list) else [probe["status"]]
+            if kinds[0] != "url":
+                out.append(f"{where}: status applies to url probes only")
+            elif not codes or not all(isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599 for c in codes):
+                out.append(f"{where}: status must be an HTTP status code or a list of them, got {probe['status']!r}")
+        if "module" in probe and not re.fullmatch(r"[A-Za-z0-9_-]+", str(probe["module"])):
+            out.append(f"{where}: module {probe['module']!r} must be a module name (letters, digits, _ and -)")
+    return out
+
+
+def blackbox_probes(probes, var="stack_probes"):
+    """stack_probes -> [{name: blackbox module, target, module: its config or None}], one per entry:
+      {url: https://shop.example.org/health}              -> http_2xx (any 2xx answer)
+      {url: http://10.0.0.5:8000/login, status: 401}     -> http_401 (exactly that status)
+      {tcp: db1.example.org:5432}                          -> tcp_connect
+      {tls: mail.example.org:465}                          -> tls_connect (handshake, certificate expiry)
+      {url: ..., module: my_module}                        -> a module of blackbox_exporter_modules
+    The prometheus role scrapes each through the exporter's /probe with the target as the
+    instance label; the blackbox_exporter role writes the modules they use."""
+    problems = probe_problems(probes, var)
+    if problems:
+        raise AnsibleFilterError("; ".join(problems))
+    out = []
+    for probe in probes or []:
+        kind = next(k for k in ("url", "tcp", "tls") if k in probe)
+        if probe.get("module"):
+            name, module = str(probe["module"]), None
+        elif kind == "tcp":
+            name, module = "tcp_connect", {"prober": "tcp"}
+        elif kind == "tls":
+            name, module = "tls_connect", {"prober": "tcp", "tcp": {"tls": True}}
+        elif "status" in probe:
+            codes = probe["status"] if isinstance(probe["status"], list) else [probe["status"]]
+            name = "http_" + "_".join(str(c) for c in codes)
+            module = {"prober": "http", "http": {"valid_status_codes": [int(c) for c in codes]}}
+        else:
+            name, module = "http_2xx", {"prober": "http"}
+        out.append({"name": name, "target": str(probe[kind]), "module": module})
+    return out
+
+
 def scrape_targets(jobs, groups, hostvars, app_var="stack_app_metrics"):
     """file_sd content per job, derived from the inventory.
 
@@ -190,8 +260,13 @@ def scrape_targets(jobs, groups, hostvars, app_var="stack_app_metrics"):
                 labels["__scheme__"] = "https"
             if _lookup(hostvars, name, spec.get("local_var"), True) not in (False, "false", "False"):
                 entries.append({"targets": [address], "labels": labels} if labels else {"targets": [address]})
-            for probe in _lookup(hostvars, name, spec.get("probes_var"), []) or []:
+            probes = _lookup(hostvars, name, spec.get("probes_var"), []) or []
+            if spec.get("probes_kind") == "blackbox":
+                probes = blackbox_probes(probes, spec["probes_var"])
+            for probe in probes:
                 plabels = {k: v for k, v in labels.items() if k == "__scheme__"}
+                if spec.get("probe_source_label"):  # several probers of one target stay apart
+                    plabels[spec["probe_source_label"]] = name
                 plabels.update({"__metrics_path__": spec.get("probe_path", "/probe"),
                                 "__param_target": str(probe["target"]), "instance": str(probe["target"])})
                 if spec.get("probe_module_param"):
@@ -306,7 +381,8 @@ def scrape_jobs(registry):
                "port": port["port"], "listen_var": port["var"]}
         if entry.get("scheme_var"):
             job["tls_var"] = entry["scheme_var"]
-        for key in ("path", "path_var", "local_var", "probes_var", "probe_path", "probe_module_param"):
+        for key in ("path", "path_var", "local_var", "probes_var", "probes_kind", "probe_path", "probe_module_param",
+                    "probe_source_label"):
             if metrics.get(key):
                 job[key] = metrics[key]
         jobs[metrics.get("job") or name] = job
@@ -474,5 +550,7 @@ class FilterModule:
             "stack_files_by_stem": files_by_stem,
             "stack_glob": expand_globs,
             "stack_scrape_targets": scrape_targets,
+            "stack_blackbox_probes": blackbox_probes,
+            "stack_probe_problems": probe_problems,
             "stack_host_address": host_address,
         }

@@ -44,6 +44,7 @@ ENDPOINTS = {
     "promtail": ("promtail_listen_address", "/ready"),
     "jaeger": ("jaeger_query_address", "/api/services"),
     "victoriametrics": ("victoriametrics_listen_address", "/health"),
+    "blackbox_exporter": ("blackbox_exporter_listen_address", "/-/healthy"),
 }
 # Prometheus jobs and Grafana datasource types are named after the component that answers them,
 # so a job or datasource of a stand-in component is found by its name.

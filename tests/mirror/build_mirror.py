@@ -47,6 +47,8 @@ PROM_FAMILY = [
      {"postgres_exporter": ("prometheus-postgres-exporter", "usr/bin/prometheus-postgres-exporter")}),
     ("redis_exporter", "oliver006/redis_exporter", "redis_exporter-v{v}.linux-{a}",
      {"redis_exporter": ("prometheus-redis-exporter", "usr/bin/prometheus-redis-exporter")}),
+    ("blackbox_exporter", "prometheus/blackbox_exporter", "blackbox_exporter-{v}.linux-{a}",
+     {"blackbox_exporter": ("prometheus-blackbox-exporter", "usr/bin/prometheus-blackbox-exporter")}),
 ]
 SUITES = ["sid", "trixie"]
 # VictoriaMetrics (single node): upstream's archive holds only victoria-metrics-prod, no top

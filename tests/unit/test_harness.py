@@ -78,7 +78,7 @@ def test_the_probe_asks_for_pinned_releases_on_each_download_host():
 def test_a_package_gone_from_debian_fails_the_mirror_build_naming_it(tmp_path, monkeypatch):
     monkeypatch.setattr(mirror, "packages_index", lambda suite, arch, cache: {
         "prometheus": {"Version": "3.5.3+ds1-6"}, "promtool": {"Version": "3.5.3+ds1-6"}})
-    with pytest.raises(mirror.MirrorError, match="sid \\(amd64\\) has no package prometheus-alertmanager, prometheus-node-exporter"):
+    with pytest.raises(mirror.MirrorError, match="sid \\(amd64\\) has no package prometheus-alertmanager, prometheus-blackbox-exporter, prometheus-node-exporter"):
         mirror.build_prom_family(str(tmp_path), str(tmp_path), "amd64", {})
 
 

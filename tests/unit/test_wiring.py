@@ -174,8 +174,11 @@ def test_a_malformed_listen_address_is_named_instead_of_crashing(filters, regist
 
 def test_registry_jobs_are_the_scrape_jobs_prometheus_had(filters, registry):
     jobs = filters.scrape_jobs(registry)
-    assert sorted(jobs) == ["alertmanager", "grafana", "jaeger", "loki", "node", "postgres", "prometheus",
+    assert sorted(jobs) == ["alertmanager", "blackbox", "grafana", "jaeger", "loki", "node", "postgres", "prometheus",
                             "promtail", "redis", "victoriametrics"]
+    assert jobs["blackbox"] == {"groups": ["blackbox_exporter"], "port": 9115, "listen_var": "blackbox_exporter_listen_address",
+                                "probes_var": "stack_probes", "probes_kind": "blackbox", "probe_path": "/probe",
+                                "probe_module_param": "module", "probe_source_label": "prober"}
     assert jobs["node"] == {"groups": ["node_exporter", "all"], "port": 9100, "listen_var": "node_exporter_listen_address",
                             "path_var": "node_exporter_telemetry_path", "tls_var": "node_exporter_web_tls_cert"}
     assert jobs["jaeger"] == {"groups": ["jaeger"], "port": 8888, "listen_var": "jaeger_metrics_address"}
@@ -239,6 +242,11 @@ def test_every_registry_variable_is_a_role_variable_with_the_registry_default(re
     names only variables its role declares, and their defaults agree with it."""
     import yaml
 
+    def declared(role):
+        return (yaml.safe_load((role / "defaults/main.yml").read_text()),
+                yaml.safe_load((role / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"])
+
+    shared = declared(ROOT / "roles/stack")
     for component, entry in registry.items():
         role = ROOT / "roles" / component
         defaults = yaml.safe_load((role / "defaults/main.yml").read_text())
@@ -248,7 +256,9 @@ def test_every_registry_variable_is_a_role_variable_with_the_registry_default(re
             assert str(defaults[port["var"]]).rpartition(":")[2] == str(port["port"]), f"{component}.ports.{name}"
         named = [entry.get("scheme_var")] + [entry.get("metrics", {}).get(k) for k in ("path_var", "local_var", "probes_var")]
         for var in filter(None, named):
-            assert var in defaults and var in spec, f"{component}: {var}"
+            # stack_* variables (stack_probes) are the stack role's, shared by the roles that read them
+            owner_defaults, owner_spec = shared if var.startswith("stack_") else (defaults, spec)
+            assert var in owner_defaults and var in owner_spec, f"{component}: {var}"
         assert (role / "tasks/main.yml").exists() and entry["group"] == component or component == "node_exporter"
 
 

@@ -10,8 +10,8 @@ import urllib.parse
 import pytest
 import yaml
 
-from conftest import (INVENTORY, SCENARIO_DIR, delivered_alerts, expected_version, get_host, host_names, is_standin,
-                      require_real, run_playbook, start_alert_sink, stop_alert_sink, unit_pid, wait_for)
+from conftest import (INVENTORY, SCENARIO_DIR, delivered_alerts, expected_version, exposure, get_host, host_names,
+                      is_standin, require_real, run_playbook, start_alert_sink, stop_alert_sink, unit_pid, wait_for)
 
 MON = host_names("prometheus")[0] if host_names("prometheus") else None
 testinfra_hosts = [f"podman://{MON}"] if MON else []
@@ -30,7 +30,7 @@ def test_every_exporter_and_application_target_is_up(host):
         | {("postgres", f"{n}:9187") for n in host_names("postgres_exporter")} \
         | {("redis", f"{n}:9121") for n in host_names("redis_exporter")} \
         | {("alertmanager", f"{n}:9093") for n in host_names("alertmanager")} \
-        | {("prometheus", f"{MON}:9090")} \
+        | {("prometheus", f"{MON}:9090"), ("blackbox", f"{MON}:9115")} \
         | {("shop", f"{n}:8000") for n in host_names("app")}
     up = wait_for(lambda: (lambda seen: seen if expected <= seen else None)(
         {k for k, v in query(host, "up").items() if v == 1}), timeout=90)
@@ -82,17 +82,36 @@ def test_alertmanager_members_form_one_cluster(host):
         assert status and status["cluster"]["status"] == "ready", name
 
 
-def test_a_stopped_application_fires_an_alert_delivered_to_the_webhook(host):
+def test_every_probe_of_stack_probes_is_a_target_labelled_with_what_it_probes(host):
+    def probes():
+        out = query(host, 'probe_success{job="blackbox"}')
+        return out if len(out) == 3 else None
+    seen = wait_for(probes, 90)
+    apps = host_names("app")
+    assert seen == {("blackbox", f"http://{apps[0]}:8000/metrics"): 1.0, ("blackbox", f"http://{apps[1]}:8000/metrics"): 1.0,
+                    ("blackbox", f"{apps[0]}:9187"): 1.0}, seen
+    status = query(host, 'probe_http_status_code{job="blackbox"}')
+    assert set(status.values()) == {200.0}
+    score = exposure(host, "blackbox_exporter")
+    print(f"blackbox_exporter exposure score: {score}")
+    assert score <= 2.0
+
+
+def test_a_stopped_application_fires_target_down_and_its_probe_fails_both_delivered_to_the_webhook(host):
     victim = get_host(host_names("app")[-1])
     start_alert_sink(host)
     victim.check_output("systemctl stop demo-shop")
     try:
-        def delivered():
-            return next((alert for _, alert in delivered_alerts(host)
-                         if alert["labels"].get("alertname") == "TargetDown" and alert["labels"].get("job") == "shop"), None)
-        alert = wait_for(delivered, 120)
+        def delivered(name, **labels):
+            return next((alert for _, alert in delivered_alerts(host) if alert["labels"].get("alertname") == name
+                         and all(alert["labels"].get(k) == v for k, v in labels.items())), None)
+        alert = wait_for(lambda: delivered("TargetDown", job="shop"), 120)
         assert alert, "no TargetDown alert for the stopped application reached the webhook"
         assert alert["labels"]["instance"] == f"{victim.backend.name}:8000" and alert["labels"]["team"] == "shop"
+        url = f"http://{victim.backend.name}:8000/metrics"
+        probe = wait_for(lambda: delivered("ProbeFailing", instance=url), 120)
+        assert probe, f"no ProbeFailing alert for {url} reached the webhook"
+        assert probe["labels"]["prober"] == MON and probe["labels"]["job"] == "blackbox"
     finally:
         victim.run("systemctl start demo-shop")
         stop_alert_sink(host)
