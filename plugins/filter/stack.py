@@ -352,7 +352,8 @@ def _members(entry, groups):
 def host_components(host, groups, registry, order):
     """The components an inventory host runs, in deployment order (stack_deploy_order): those
     whose group holds it, and those that run on every host when their group is absent or empty."""
-    unknown = [name for name in order if name not in registry] + [name for name in registry if name not in order]
+    deployed = {name for name, entry in registry.items() if not (entry or {}).get("external")}
+    unknown = [name for name in order if name not in deployed] + sorted(name for name in deployed if name not in order)
     if unknown:
         raise AnsibleFilterError(f"stack_deploy_order and stack_components disagree on: {', '.join(unknown)}")
     return [name for name in order if host in _members(registry[name], groups)]

@@ -35,7 +35,7 @@ def test_committed_dashboards_match_the_generator():
 def test_the_promised_dashboards_are_shipped():
     titles = {json.loads(p.read_text())["title"] for p in BOARDS}
     assert titles == {"Stack overview", "Node overview", "Prometheus", "Alertmanager", "PostgreSQL", "Redis",
-                      "Loki and Promtail", "Jaeger", "Probes"}
+                      "Loki and Promtail", "Jaeger", "Probes", "RabbitMQ", "Celery"}
 
 
 def test_every_promql_expression_parses_with_promtool(promtool, tmp_path):

@@ -41,9 +41,14 @@ def test_every_client_comes_after_what_it_points_at():
 def test_the_deployment_order_and_the_registry_must_name_the_same_components(filters, registry):
     with pytest.raises(Exception, match="disagree on: tempo"):
         filters.host_components("a", {"all": ["a"]}, registry, ORDER + ["tempo"])
-    assert sorted(ORDER) == sorted(registry)
-    # the roles are named after the registry's components
+    deployed = sorted(name for name, entry in registry.items() if not entry.get("external"))
+    assert sorted(ORDER) == deployed
+    # the roles are named after the registry's components; external ones (scraped, not installed) have none
     assert all((COMMON.parent / "roles" / name / "tasks/main.yml").is_file() for name in ORDER)
+    assert not any((COMMON.parent / "roles" / name).exists() for name in set(registry) - set(ORDER))
+    # a host in an external component's group gets nothing deployed for it
+    assert filters.host_components("mq", {"all": ["mq"], "rabbitmq": ["mq"], "node_exporter": []}, registry, ORDER) == [
+        "node_exporter"]
 
 
 def test_rolling_slots_let_batch_holders_in_at_once(rolling, tmp_path):

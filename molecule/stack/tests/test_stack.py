@@ -164,6 +164,34 @@ def test_the_applications_rules_and_dashboards_are_generated_from_the_inventory(
         assert {(b["uid"], b.get("folderTitle")) for b in found} >= {("app-shop-kpis", "shop"), ("app-shop-http", "shop")}
 
 
+def test_a_real_rabbitmq_is_scraped_and_a_queue_piling_up_fires_its_alert(host):
+    """RabbitMQ from Debian, in the rabbitmq group with no scrape config of its own: its
+    built-in endpoint is a target, and 1100 unconsumed messages fire RabbitMQQueueBacklog."""
+    name = host_names("rabbitmq")[0]
+    mq = get_host(name)
+    assert wait_for(lambda: query(host, 'up{job="rabbitmq"}').get(("rabbitmq", f"{name}:15692")) == 1, 90), \
+        "RabbitMQ's Prometheus endpoint is not scraped"
+    api = "curl -fsS --noproxy '*' -u guest:guest -H 'content-type: application/json'"
+    start_alert_sink(host)
+    try:
+        mq.check_output(f"{api} -X PUT -d '{{\"durable\": true}}' http://127.0.0.1:15672/api/queues/%2f/orders")
+        message = '{"properties": {}, "routing_key": "orders", "payload": "order", "payload_encoding": "string"}'
+        mq.check_output(f"for i in $(seq 1100); do {api} -o /dev/null -d '{message}' "
+                        "http://127.0.0.1:15672/api/exchanges/%2f/amq.default/publish || exit 1; done")
+        assert wait_for(lambda: query(host, 'rabbitmq_queue_messages_ready').get(("rabbitmq", f"{name}:15692")) == 1100, 60)
+
+        def delivered():
+            return next((alert for _, alert in delivered_alerts(host)
+                         if alert["labels"].get("alertname") == "RabbitMQQueueBacklog"), None)
+        alert = wait_for(delivered, 120)
+        assert alert, "no RabbitMQQueueBacklog alert reached the webhook"
+        assert alert["labels"]["instance"] == f"{name}:15692"
+        assert alert["annotations"]["summary"] == f"1.1k messages wait in RabbitMQ {name}:15692"
+    finally:
+        mq.run(f"{api} -X DELETE http://127.0.0.1:15672/api/queues/%2f/orders")
+        stop_alert_sink(host)
+
+
 @pytest.mark.standin
 def test_standin_grafana_is_wired_to_the_inventory_services(host):
     sources = yaml.safe_load(host.file("/etc/grafana/provisioning/datasources/monitoring-stack.yaml").content_string)
