@@ -149,7 +149,7 @@ def test_the_applications_rules_and_dashboards_are_generated_from_the_inventory(
     the offline Grafana is a stand-in: the real one is checked below)."""
     groups = json.loads(host.check_output("curl -fsS --noproxy '*' http://127.0.0.1:9090/api/v1/rules"))["data"]["groups"]
     names = {r["name"] for g in groups if g["name"] == "app-shop" for r in g["rules"]}
-    assert {"kpi:shop:conversion_rate", "kpi:shop:llm_cost_per_order", "ConversionRateLow", "LlmCostPerOrderHigh",
+    assert {"kpi:shop:conversion_rate", "kpi:shop:llm_cost_per_order", "ConversionRateLow", "LLMCostPerOrderHigh",
             "HttpErrorRatioHigh", "HttpLatencyHigh"} <= names, names
     assert not [g for g in groups if g["name"] in ("app-shop-legacy", "app-shop-strict")], "plain jobs get no rules"
     grafana = get_host(host_names("grafana")[0])
