@@ -3,11 +3,14 @@ provisioning files, idempotent secret key, bad input), real behaviour when the r
 is supplied (API health, Prometheus datasource health, dashboards found by search)."""
 import base64
 import json
+import pathlib
 import re
 
 import pytest
 
 from conftest import host_names, require_real, run_playbook, unit_pid
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
 
 GRAF = host_names("grafana")[0] if host_names("grafana") else None
 testinfra_hosts = [f"podman://{GRAF}"] if GRAF else []
@@ -65,7 +68,8 @@ def test_standin_datasources_and_dashboards_are_provisioned(host):
     assert by_uid["testdata"]["type"] == "grafana-testdata-datasource"
     assert sources["prune"] is True
     boards = host.run("ls /var/lib/grafana/dashboards/monitoring-stack").stdout.split()
-    assert "stack-overview.json" in boards and len(boards) == 8
+    shipped = sorted(p.name for p in (REPO / "roles/grafana/files/dashboards").glob("*.json"))
+    assert "stack-overview.json" in boards and sorted(boards) == shipped, "every shipped dashboard, nothing else"
     providers = yaml.safe_load(host.file("/etc/grafana/provisioning/dashboards/monitoring-stack.yaml").content_string)
     assert providers["providers"][0]["folder"] == "Monitoring stack"
 
