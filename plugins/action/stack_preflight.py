@@ -54,7 +54,7 @@ FREE_TEXT = r"_(password|secret_key|user|admin_user|cert|key|tls_ca_cert|db_host
             r"log_format|addr|db_user)$"
 
 # options whose value is never shown in a message
-SECRET = r"_(password|secret_key|key|users)$"
+SECRET = r"_(password|passwords|secret_key|key|users)$"
 
 TRUE_STRINGS = {"true", "yes", "on", "1"}
 BOOL_STRINGS = TRUE_STRINGS | {"false", "no", "off", "0"}

@@ -116,6 +116,17 @@ def receiver_name_problems(receivers):
             for r in receivers or [] if not isinstance(r, dict) or not r.get("name")]
 
 
+def cluster_tls(directory, server_name="alertmanager-cluster"):
+    """--cluster.tls-config with stack_tls: gossip over mutual TLS. Each member serves and dials
+    with its host certificate (tls.crt, tls.key) and accepts only peers whose certificate the
+    stack's CA (ca.crt) issued; peers are dialled by address, so the name checked is the one
+    every Alertmanager host's certificate carries (server_name)."""
+    pem = {"cert_file": f"{directory}/tls.crt", "key_file": f"{directory}/tls.key"}
+    return {"tls_server_config": dict(pem, client_auth_type="RequireAndVerifyClientCert", client_ca_file=f"{directory}/ca.crt"),
+            "tls_client_config": dict(pem, ca_file=f"{directory}/ca.crt", server_name=server_name)}
+
+
 class FilterModule:
     def filters(self):
-        return {"alertmanager_receiver_name_problems": receiver_name_problems, "alertmanager_secrets": alertmanager_secrets, "alertmanager_problems": alertmanager_problems}
+        return {"alertmanager_receiver_name_problems": receiver_name_problems, "alertmanager_secrets": alertmanager_secrets,
+                "alertmanager_problems": alertmanager_problems, "alertmanager_cluster_tls": cluster_tls}

@@ -71,6 +71,24 @@ def inventory_datasources(sources, scrape_interval="15s"):
     return out
 
 
+def tls_datasources(datasources, passwords, user, ca):
+    """stack_tls on the inventory's datasources: each one of a component stack_tls protects
+    (its uid is the component, passwords has it) and reached over https verifies the stack's CA
+    and logs in as user. Secrets go to secureJsonData, which Grafana stores encrypted; a $ is
+    doubled since provisioning files expand environment variables."""
+    out = []
+    for source in datasources or []:
+        uid = source.get("uid")
+        if uid in (passwords or {}) and str(source.get("url", "")).startswith("https://"):
+            source = combine(source, {
+                "basicAuth": True, "basicAuthUser": str(user),
+                "jsonData": {"tlsAuthWithCACert": True},
+                "secureJsonData": {"tlsCACert": str(ca), "basicAuthPassword": str(passwords[uid]).replace("$", "$$")}},
+                recursive=True)
+        out.append(source)
+    return out
+
+
 def datasource_problems(datasources, plugins=()):
     known = CORE_TYPES | {str(p.get("name")) for p in plugins or [] if isinstance(p, dict)}
     problems, seen = [], set()
@@ -318,6 +336,7 @@ class FilterModule:
         return {
             "grafana_problems": problems,
             "grafana_inventory_datasources": inventory_datasources,
+            "grafana_tls_datasources": tls_datasources,
             "grafana_datasource_problems": datasource_problems,
             "grafana_group_by_parent": group_by_parent,
             "grafana_dashboard_problems": dashboard_problems,

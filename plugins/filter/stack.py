@@ -60,7 +60,9 @@ def web_files(tls_cert, tls_key, users, directory, group, seed):
         return []
     settings = {"basic_auth_users": users or {}}
     if tls_cert:
-        settings.update(tls_cert_file=f"{directory}/tls.crt", tls_key_file=f"{directory}/tls.key")
+        # relative to web.yml (exporter-toolkit resolves them there): the validator checks the
+        # staged copy of the directory before it replaces the live one
+        settings.update(tls_cert_file="tls.crt", tls_key_file="tls.key")
     out = [{"dest": f"{directory}/web.yml", "group": group, "mode": "0640", "secret": True,
             "content": to_nice_yaml(web_config(settings, seed), indent=2)}]
     if tls_cert:
@@ -151,6 +153,53 @@ def _lookup(hostvars, name, key, default=None):
     hv = hostvars[name]
     value = hv.get(key) if hasattr(hv, "get") else None
     return default if value in (None, "") else value
+
+
+def _truthy(value):
+    """A host var read as a switch: true, or a string that says so (-e stack_tls=true)."""
+    return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
+
+
+def serves_tls(name, hostvars, entry_or_job):
+    """Whether a component (registry entry, or a scrape job derived from one) serves HTTPS on
+    inventory host name: stack_tls on there for a component that supports it, or its own
+    certificate set there (scheme_var / tls_var)."""
+    spec = entry_or_job or {}
+    if spec.get("tls") and _truthy(_lookup(hostvars, name, "stack_tls", False)):
+        return True
+    var = spec.get("scheme_var") or spec.get("tls_var")
+    return bool(var and _lookup(hostvars, name, var))
+
+
+def tls_components(registry):
+    """Components that stack_tls protects (their registry entry has tls), sorted."""
+    return sorted(name for name, entry in (registry or {}).items() if (entry or {}).get("tls"))
+
+
+def tls_users(passwords, user):
+    """{component: password} -> {component: {user: password}}, the basic-auth users each
+    protected endpoint accepts (exporter-toolkit's basic_auth_users)."""
+    return {name: {str(user): value} for name, value in sorted((passwords or {}).items())}
+
+
+def prefix_keys(mapping, prefix):
+    """{name: value} -> {prefix + name: value}; e.g. the stack's passwords as secrets/stack-<component>."""
+    return {f"{prefix}{name}": value for name, value in (mapping or {}).items()}
+
+
+def tls_job_settings(registry, user, ca_file="ca.crt", secrets_dir="secrets"):
+    """{job: {tls_config, basic_auth}}: how Prometheus scrapes each component stack_tls
+    protects: the CA verifies its certificate, the user logs in with the component's password
+    (password_file <secrets_dir>/stack-<component>). Applied per job; a target that still serves
+    plain HTTP (its host without stack_tls) is scraped as before, since neither setting applies
+    there (basic auth is ignored by an endpoint without it)."""
+    out = {}
+    for name in tls_components(registry):
+        metrics = registry[name].get("metrics") or {}
+        out[metrics.get("job") or name] = {
+            "tls_config": {"ca_file": ca_file},
+            "basic_auth": {"username": str(user), "password_file": f"{secrets_dir}/stack-{name}"}}
+    return out
 
 
 def probe_check(item, base_url, module_param=None, metric="up"):
@@ -256,7 +305,7 @@ def scrape_targets(jobs, groups, hostvars, app_var="stack_app_metrics"):
             path = _lookup(hostvars, name, spec.get("path_var"), spec.get("path") or "/metrics")
             if path != "/metrics":
                 labels["__metrics_path__"] = path
-            if spec.get("tls_var") and _lookup(hostvars, name, spec["tls_var"]):
+            if serves_tls(name, hostvars, spec):
                 labels["__scheme__"] = "https"
             if _lookup(hostvars, name, spec.get("local_var"), True) not in (False, "false", "False"):
                 entries.append({"targets": [address], "labels": labels} if labels else {"targets": [address]})
@@ -382,6 +431,8 @@ def scrape_jobs(registry):
                "port": port["port"], "listen_var": port["var"]}
         if entry.get("scheme_var"):
             job["tls_var"] = entry["scheme_var"]
+        if entry.get("tls"):
+            job["tls"] = entry["tls"]
         for key in ("path", "path_var", "local_var", "probes_var", "probes_kind", "probe_path", "probe_module_param",
                     "probe_source_label"):
             if metrics.get(key):
@@ -397,7 +448,7 @@ def component_urls(members, hostvars, entry, port=None, path=""):
     spec = _port_spec(entry, port)
     out = []
     for name in members or []:
-        scheme = "https" if entry.get("scheme_var") and _lookup(hostvars, name, entry["scheme_var"]) else "http"
+        scheme = "https" if serves_tls(name, hostvars, entry) else "http"
         out.append(f"{scheme}://{service_address(name, hostvars, spec['var'], spec['port'])}{path}")
     return out
 
@@ -533,6 +584,10 @@ class FilterModule:
             "stack_systemd_value": systemd_value,
             "stack_systemd_quote": systemd_quote,
             "stack_web_files": web_files,
+            "stack_tls_components": tls_components,
+            "stack_tls_users": tls_users,
+            "stack_tls_job_settings": tls_job_settings,
+            "stack_prefix_keys": prefix_keys,
             "stack_flags": flags,
             "stack_selected": selected,
             "stack_remote_write_urls": remote_write_urls,

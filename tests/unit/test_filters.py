@@ -50,7 +50,7 @@ def test_web_files_are_the_web_config_and_its_certificate(filters):
     assert set(files) == {"/etc/x/web.yml", "/etc/x/tls.crt", "/etc/x/tls.key"}
     assert files["/etc/x/web.yml"]["secret"] and files["/etc/x/tls.key"]["secret"] and "secret" not in files["/etc/x/tls.crt"]
     web = files["/etc/x/web.yml"]["content"]
-    assert "cert_file: /etc/x/tls.crt" in web and "$2b$10$" in web and "pw" not in web
+    assert "cert_file: tls.crt" in web and "$2b$10$" in web and "pw" not in web, "paths relative to web.yml"
     only_auth = filters.web_files("", "", {"u": "pw"}, "/etc/x", "x", "h")
     assert [f["dest"] for f in only_auth] == ["/etc/x/web.yml"] and "tls_server_config" not in only_auth[0]["content"]
 

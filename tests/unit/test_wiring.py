@@ -181,9 +181,12 @@ def test_registry_jobs_are_the_scrape_jobs_prometheus_had(filters, registry):
     assert jobs["celery"] == {"groups": ["celery"], "port": 9808, "listen_var": "celery_exporter_listen_address"}
     assert jobs["blackbox"] == {"groups": ["blackbox_exporter"], "port": 9115, "listen_var": "blackbox_exporter_listen_address",
                                 "probes_var": "stack_probes", "probes_kind": "blackbox", "probe_path": "/probe",
-                                "probe_module_param": "module", "probe_source_label": "prober"}
+                                "probe_module_param": "module", "probe_source_label": "prober",
+                                # stack_tls protects it (tls), its own certificate switches it alone (tls_var)
+                                "tls": "web_config", "tls_var": "blackbox_exporter_web_tls_cert"}
     assert jobs["node"] == {"groups": ["node_exporter", "all"], "port": 9100, "listen_var": "node_exporter_listen_address",
-                            "path_var": "node_exporter_telemetry_path", "tls_var": "node_exporter_web_tls_cert"}
+                            "path_var": "node_exporter_telemetry_path", "tls_var": "node_exporter_web_tls_cert",
+                            "tls": "web_config"}
     assert jobs["jaeger"] == {"groups": ["jaeger"], "port": 8888, "listen_var": "jaeger_metrics_address"}
     assert jobs["postgres"]["probes_var"] == "postgres_exporter_instances"
     assert jobs["postgres"]["probe_module_param"] == "auth_module"

@@ -1,0 +1,170 @@
+"""stack_tls: the controller's CA, host certificates and passwords (plugins/lookup/stack_tls.py),
+and how the registry turns them into HTTPS servers and verifying clients."""
+import datetime
+import json
+import os
+import re
+import stat
+import subprocess
+
+import pytest
+from ansible.errors import AnsibleLookupError
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
+
+from conftest import load
+from test_rendered_configs import render
+
+tls = load("lookup/stack_tls.py", "stack_tls_lookup")
+grafana = load("filter/grafana.py", "grafana_filters_tls")
+alertmanager = load("filter/alertmanager.py", "alertmanager_filters_tls")
+
+
+def names(pem):
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    return {str(v) for v in san.get_values_for_type(x509.DNSName)} | {str(v) for v in san.get_values_for_type(x509.IPAddress)}
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_the_ca_is_made_once_and_its_key_stays_private(tmp_path):
+    first = tls.host_material(tmp_path / "pki", "mon1", ["10.0.0.1"], names=["prometheus"])
+    again = tls.host_material(tmp_path / "pki", "mon1", ["10.0.0.1"], names=["prometheus"])
+    assert first == again, "a second run reads back the same CA, certificate, key and password"
+    assert mode(tmp_path / "pki") == 0o700
+    assert mode(tmp_path / "pki/ca.key") == 0o600 and mode(tmp_path / "pki/hosts/mon1.key") == 0o600
+    assert mode(tmp_path / "pki/passwords/prometheus") == 0o600
+    assert "PRIVATE KEY" not in first["ca"] and "ca.key" not in json.dumps(first)
+
+
+def test_a_host_certificate_names_the_host_its_addresses_and_is_issued_by_the_ca(tmp_path):
+    out = tls.host_material(tmp_path, "mon1", ["10.0.0.1", "mon1.example.org", "", "localhost", "127.0.0.1"])
+    assert names(out["cert"]) == {"mon1", "10.0.0.1", "mon1.example.org", "localhost", "127.0.0.1"}
+    cert, ca = (x509.load_pem_x509_certificate(out[k].encode()) for k in ("cert", "ca"))
+    cert.verify_directly_issued_by(ca)
+    usages = cert.extensions.get_extension_for_oid(ExtensionOID.EXTENDED_KEY_USAGE).value
+    assert {u.dotted_string for u in usages} == {"1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"}, "server and client"
+
+
+def test_a_certificate_near_expiry_or_missing_a_name_is_issued_again(tmp_path):
+    first = tls.host_material(tmp_path, "app1", ["10.0.0.4"], days=365, renew_days=30)
+    assert tls.host_material(tmp_path, "app1", ["10.0.0.4"], days=365, renew_days=30)["cert"] == first["cert"]
+    # a new address of the host: the certificate must name it
+    moved = tls.host_material(tmp_path, "app1", ["10.0.0.9"], days=365, renew_days=30)
+    assert moved["cert"] != first["cert"] and "10.0.0.9" in names(moved["cert"])
+    # an old certificate: issued 400 days ago for 365 days (expired), renewed on the next call
+    ca_cert = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
+    from cryptography.hazmat.primitives import serialization
+    ca_key = serialization.load_pem_private_key((tmp_path / "ca.key").read_bytes(), None)
+    old, key = tls.issue(ca_cert, ca_key, "app1", ["10.0.0.9"], 365,
+                         not_before=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=400))
+    (tmp_path / "hosts/app1.crt").write_bytes(tls._cert_pem(old))
+    (tmp_path / "hosts/app1.key").write_bytes(tls._key_pem(key))
+    assert "expires" in tls.renewal_reason(old, ca_cert, "app1", ["10.0.0.9"], 30)
+    renewed = tls.host_material(tmp_path, "app1", ["10.0.0.9"], days=365, renew_days=30)
+    not_after = datetime.datetime.strptime(renewed["not_after"], "%Y-%m-%dT%H:%M:%SZ")
+    assert not_after > datetime.datetime.utcnow() + datetime.timedelta(days=360)
+
+
+def test_a_renew_window_as_long_as_the_validity_is_refused(tmp_path):
+    with pytest.raises(AnsibleLookupError, match="stack_tls_renew_days"):
+        tls.host_material(tmp_path, "app1", days=30, renew_days=30)
+
+
+def test_your_own_ca_issues_the_host_certificates(tmp_path):
+    own = tls.host_material(tmp_path / "theirs", "x")
+    ca_pem = own["ca"]
+    ca_key = (tmp_path / "theirs/ca.key").read_text()
+    out = tls.host_material(tmp_path / "ours", "app1", ca_cert_pem=ca_pem, ca_key_pem=ca_key)
+    assert out["ca"] == ca_pem and not (tmp_path / "ours/ca.key").exists()
+    x509.load_pem_x509_certificate(out["cert"].encode()).verify_directly_issued_by(
+        x509.load_pem_x509_certificate(ca_pem.encode()))
+
+
+def test_your_own_ca_without_its_key_needs_every_host_to_bring_a_certificate(tmp_path):
+    own = tls.host_material(tmp_path / "theirs", "app1")
+    with pytest.raises(AnsibleLookupError, match="host app2 has no stack_tls_cert"):
+        tls.host_material(tmp_path / "ours", "app2", ca_cert_pem=own["ca"])
+    brought = tls.host_material(tmp_path / "ours", "app1", ca_cert_pem=own["ca"], cert_pem=own["cert"], key_pem=own["key"])
+    assert (brought["cert"], brought["key"]) == (own["cert"], own["key"])
+
+
+def test_passwords_are_generated_once_and_yours_win(tmp_path):
+    out = tls.host_material(tmp_path, "a", names=["prometheus", "node_exporter"], given={"node_exporter": "from-vault"})
+    assert out["passwords"]["node_exporter"] == "from-vault"
+    assert len(out["passwords"]["prometheus"]) >= 32
+    assert not (tmp_path / "passwords/node_exporter").exists(), "a password you supply is not written"
+    assert tls.host_material(tmp_path, "b", names=["prometheus"])["passwords"] == {"prometheus": out["passwords"]["prometheus"]}
+
+
+def test_every_component_that_supports_it_is_protected(registry, filters):
+    assert filters.tls_components(registry) == ["alertmanager", "blackbox_exporter", "node_exporter",
+                                                "postgres_exporter", "prometheus"]
+    jobs = filters.tls_job_settings(registry, "monstack")
+    assert jobs["node"] == {"tls_config": {"ca_file": "ca.crt"},
+                            "basic_auth": {"username": "monstack", "password_file": "secrets/stack-node_exporter"}}
+    assert set(jobs) == {"alertmanager", "blackbox", "node", "postgres", "prometheus"}
+
+
+def test_hosts_with_stack_tls_are_scraped_over_https_and_others_as_before(registry, filters):
+    hostvars = {"a": {"stack_tls": True}, "b": {"stack_tls": "false"}, "c": {"stack_tls": "true"}}
+    groups = {"all": ["a", "b", "c"], "node_exporter": ["a", "b", "c"]}
+    targets = filters.scrape_targets(filters.scrape_jobs(registry), groups, hostvars)["node"]
+    assert [t.get("labels", {}).get("__scheme__", "http") for t in targets] == ["https", "http", "https"]
+    # the URLs other components are given follow the same rule
+    urls = filters.component_urls(["a", "b"], hostvars, registry["alertmanager"])
+    assert urls == ["https://a:9093", "http://b:9093"]
+    # components stack_tls does not cover (no tls in the registry) keep plain HTTP
+    assert filters.component_urls(["a"], hostvars, registry["loki"]) == ["http://a:3100"]
+
+
+def test_grafana_verifies_the_ca_and_logs_in_to_protected_datasources():
+    sources = [{"uid": "prometheus", "url": "https://mon1:9090", "jsonData": {"httpMethod": "POST"}},
+               {"uid": "loki", "url": "http://logs1:3100"}]
+    out = grafana.tls_datasources(sources, {"prometheus": "pa$$word"}, "monstack", "CA PEM")
+    assert out[0]["basicAuth"] is True and out[0]["basicAuthUser"] == "monstack"
+    assert out[0]["jsonData"] == {"httpMethod": "POST", "tlsAuthWithCACert": True}
+    assert out[0]["secureJsonData"] == {"tlsCACert": "CA PEM", "basicAuthPassword": "pa$$$$word"}
+    assert out[1] == sources[1]
+
+
+def test_alertmanager_gossips_over_mutual_tls():
+    conf = alertmanager.cluster_tls("/etc/alertmanager")
+    assert conf["tls_server_config"]["client_auth_type"] == "RequireAndVerifyClientCert"
+    assert conf["tls_server_config"]["client_ca_file"] == conf["tls_client_config"]["ca_file"] == "/etc/alertmanager/ca.crt"
+    assert conf["tls_client_config"]["server_name"] == "alertmanager-cluster"
+
+
+@pytest.fixture(scope="module")
+def tls_rendered(tmp_path_factory, promtool):
+    pki = tmp_path_factory.mktemp("pki")
+    # the config of the Prometheus whose promtool checks it (the mirror's)
+    version = re.search(r"version (\d+\.\d+\.\d+)", subprocess.run([str(promtool), "--version"], capture_output=True,
+                                                                   text=True).stdout).group(1)
+    return render(tmp_path_factory, stack_tls=True, stack_tls_dir=str(pki), render_host="mon1",
+                  prometheus_version=version), pki
+
+
+def test_stack_tls_renders_verifying_scrapes_and_alerting(tls_rendered, promtool, tmp_path_factory):
+    out, pki = tls_rendered
+    jobs = {job["job_name"]: job for job in out["prometheus"]["scrape_configs"]}
+    assert jobs["node"]["tls_config"] == {"ca_file": "ca.crt"}
+    assert jobs["node"]["basic_auth"]["password_file"] == "secrets/stack-node_exporter"
+    assert "tls_config" not in jobs["loki"], "Loki is not covered by stack_tls yet"
+    assert {t["labels"]["__scheme__"] for t in out["prometheus_targets"]["node"]} == {"https"}
+    assert out["prometheus"]["alerting"]["alertmanagers"][0]["basic_auth"]["password_file"] == "secrets/stack-alertmanager"
+    assert out["prometheus_flags"]["web.config.file"] == "/etc/prometheus/web.yml"
+    assert out["alertmanager_flags"]["web.config.file"] == "/etc/alertmanager/web.yml"
+    # the Loki ruler verifies and logs in to the Alertmanager it alerts
+    client = out["loki"]["ruler"]["alertmanager_client"]
+    assert out["loki"]["ruler"]["alertmanager_url"] == "https://10.0.0.1:9093"
+    assert client["tls_ca_path"] == "/etc/loki/ca.crt" and client["basic_auth_username"] == "monstack"
+    assert client["basic_auth_password"] == (pki / "passwords/alertmanager").read_text().strip()
+    config = tmp_path_factory.mktemp("promcheck") / "prometheus.yml"
+    config.write_text(json.dumps(out["prometheus"]))
+    check = subprocess.run([str(promtool), "check", "config", "--syntax-only", str(config)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert re.search(r"mon1\.crt", " ".join(os.listdir(pki / "hosts")))
