@@ -90,6 +90,18 @@ def shard_problems(members, hostvars, count):
     return out
 
 
+def tls_stores(stores, client_settings):
+    """The inventory's long-term stores with stack_tls: a store of a protected component reached
+    over https gets its CA and login (stack_tls_client_settings) merged under its own settings."""
+    out = []
+    for store in stores or []:
+        settings = (client_settings or {}).get(store.get("component"))
+        if settings and str(store.get("url", "")).startswith("https://"):
+            store = dict(store, remote_write=combine(settings, store.get("remote_write") or {}, recursive=True))
+        out.append(store)
+    return out
+
+
 def scaled_config(config, stores=(), queue=None, replica_label="", replica="", shard_count=1, shard=0, extra_writes=()):
     """prometheus.yml (as data) with what scale-out adds:
     - external label replica_label=replica on every Prometheus, dropped again from the alerts
@@ -220,4 +232,5 @@ class FilterModule:
         return {"prometheus_problems": problems, "prometheus_rule_file_names": rule_file_names,
                 "prometheus_alert_rules": alert_rules, "prometheus_shards": shards,
                 "prometheus_shard_problems": shard_problems, "prometheus_scaled_config": scaled_config,
+            "prometheus_tls_stores": tls_stores,
                 "prometheus_app_job_settings": app_job_settings, "prometheus_app_rules": app_rules}

@@ -182,24 +182,38 @@ def tls_users(passwords, user):
     return {name: {str(user): value} for name, value in sorted((passwords or {}).items())}
 
 
+def env_file(variables):
+    """{NAME: value} -> the text of a systemd EnvironmentFile, each value double-quoted (systemd
+    then takes #, ; and spaces literally; backslashes and quotes are escaped)."""
+    lines = []
+    for name, value in sorted((variables or {}).items()):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
+            raise AnsibleFilterError(f"{name!r} is not an environment variable name")
+        text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'{name}="{text}"\n')
+    return "".join(lines)
+
+
 def prefix_keys(mapping, prefix):
     """{name: value} -> {prefix + name: value}; e.g. the stack's passwords as secrets/stack-<component>."""
     return {f"{prefix}{name}": value for name, value in (mapping or {}).items()}
 
 
+def tls_client_settings(registry, user, ca_file="ca.crt", secrets_dir="secrets"):
+    """{component: {tls_config, basic_auth}}: how Prometheus reaches each component stack_tls
+    protects (scrapes, alerts, remote writes): the CA verifies its certificate, the user logs in
+    with the component's password (password_file <secrets_dir>/stack-<component>)."""
+    return {name: {"tls_config": {"ca_file": ca_file},
+                   "basic_auth": {"username": str(user), "password_file": f"{secrets_dir}/stack-{name}"}}
+            for name in tls_components(registry)}
+
+
 def tls_job_settings(registry, user, ca_file="ca.crt", secrets_dir="secrets"):
-    """{job: {tls_config, basic_auth}}: how Prometheus scrapes each component stack_tls
-    protects: the CA verifies its certificate, the user logs in with the component's password
-    (password_file <secrets_dir>/stack-<component>). Applied per job; a target that still serves
-    plain HTTP (its host without stack_tls) is scraped as before, since neither setting applies
-    there (basic auth is ignored by an endpoint without it)."""
-    out = {}
-    for name in tls_components(registry):
-        metrics = registry[name].get("metrics") or {}
-        out[metrics.get("job") or name] = {
-            "tls_config": {"ca_file": ca_file},
-            "basic_auth": {"username": str(user), "password_file": f"{secrets_dir}/stack-{name}"}}
-    return out
+    """tls_client_settings by scrape job name, merged into each job. A target that still serves
+    plain HTTP (its host without stack_tls) is scraped as before: the scheme is set per target
+    and neither setting applies there (basic auth is ignored by an endpoint without it)."""
+    settings = tls_client_settings(registry, user, ca_file, secrets_dir)
+    return {(registry[name].get("metrics") or {}).get("job") or name: value for name, value in settings.items()}
 
 
 def probe_check(item, base_url, module_param=None, metric="up"):
@@ -485,7 +499,7 @@ def remote_write_urls(registry, groups, hostvars):
         if spec:
             members = _members(entry, groups)
             urls = component_urls(members, hostvars, entry, spec.get("port"), spec.get("path", "/api/v1/write"))
-            out.extend({"name": f"{name}-{host}", "url": url} for host, url in zip(members, urls))
+            out.extend({"name": f"{name}-{host}", "url": url, "component": name} for host, url in zip(members, urls))
     return out
 
 
@@ -587,7 +601,9 @@ class FilterModule:
             "stack_tls_components": tls_components,
             "stack_tls_users": tls_users,
             "stack_tls_job_settings": tls_job_settings,
+            "stack_tls_client_settings": tls_client_settings,
             "stack_prefix_keys": prefix_keys,
+            "stack_env_file": env_file,
             "stack_flags": flags,
             "stack_selected": selected,
             "stack_remote_write_urls": remote_write_urls,

@@ -22,8 +22,8 @@ def test_every_victoriametrics_host_is_a_remote_write_target(filters, registry):
     groups = {"all": ["p", "v1", "v2"], "prometheus": ["p"], "victoriametrics": ["v1", "v2"]}
     hostvars = HostVars(p={}, v1={"ansible_host": "10.0.0.5"}, v2={"victoriametrics_listen_address": "10.0.0.6:9428"})
     assert filters.remote_write_urls(registry, groups, hostvars) == [
-        {"name": "victoriametrics-v1", "url": "http://10.0.0.5:8428/api/v1/write"},
-        {"name": "victoriametrics-v2", "url": "http://10.0.0.6:9428/api/v1/write"}]
+        {"name": "victoriametrics-v1", "url": "http://10.0.0.5:8428/api/v1/write", "component": "victoriametrics"},
+        {"name": "victoriametrics-v2", "url": "http://10.0.0.6:9428/api/v1/write", "component": "victoriametrics"}]
     assert filters.remote_write_urls(registry, {"all": ["p"], "prometheus": ["p"]}, hostvars) == []
 
 

@@ -102,11 +102,11 @@ def test_passwords_are_generated_once_and_yours_win(tmp_path):
 
 def test_every_component_that_supports_it_is_protected(registry, filters):
     assert filters.tls_components(registry) == ["alertmanager", "blackbox_exporter", "node_exporter",
-                                                "postgres_exporter", "prometheus"]
+                                                "postgres_exporter", "prometheus", "redis_exporter", "victoriametrics"]
     jobs = filters.tls_job_settings(registry, "monstack")
     assert jobs["node"] == {"tls_config": {"ca_file": "ca.crt"},
                             "basic_auth": {"username": "monstack", "password_file": "secrets/stack-node_exporter"}}
-    assert set(jobs) == {"alertmanager", "blackbox", "node", "postgres", "prometheus"}
+    assert set(jobs) == {"alertmanager", "blackbox", "node", "postgres", "prometheus", "redis", "victoriametrics"}
 
 
 def test_hosts_with_stack_tls_are_scraped_over_https_and_others_as_before(registry, filters):
@@ -168,3 +168,29 @@ def test_stack_tls_renders_verifying_scrapes_and_alerting(tls_rendered, promtool
     check = subprocess.run([str(promtool), "check", "config", "--syntax-only", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert re.search(r"mon1\.crt", " ".join(os.listdir(pki / "hosts")))
+
+
+def test_remote_writes_to_a_protected_store_verify_and_log_in(tls_rendered):
+    out, pki = tls_rendered
+    writes = out["prometheus"]["remote_write"]
+    assert [w["url"] for w in writes] == ["https://10.0.0.5:8428/api/v1/write"]
+    assert writes[0]["tls_config"] == {"ca_file": "ca.crt"}
+    assert writes[0]["basic_auth"] == {"username": "monstack", "password_file": "secrets/stack-victoriametrics"}
+    assert writes[0]["queue_config"]["max_samples_per_send"] == 10000, "the queue settings stay"
+    unit = " ".join(out["victoriametrics_unit"]["exec_start"])
+    assert "-tls" in unit.split() and "-httpAuth.password=file:///etc/victoriametrics/http-password" in unit
+    assert (pki / "passwords/victoriametrics").read_text().strip() not in unit, "no password in the unit"
+
+
+def test_an_environment_file_keeps_values_literal(filters):
+    assert filters.env_file({"B": 'p#q "x" \\y', "A": "1"}) == 'A="1"\nB="p#q \\"x\\" \\\\y"\n'
+    with pytest.raises(Exception, match="not an environment variable name"):
+        filters.env_file({"A-B": "x"})
+
+
+def test_stores_outside_the_stack_or_over_http_are_left_as_they_are():
+    prom = load("filter/prometheus.py", "prometheus_filters_tls")
+    settings = {"victoriametrics": {"tls_config": {"ca_file": "ca.crt"}}}
+    stores = [{"name": "a", "url": "http://v:8428/api/v1/write", "component": "victoriametrics"},
+              {"name": "mimir", "write_url": "https://m/api/v1/push"}]
+    assert prom.tls_stores(stores, settings) == stores

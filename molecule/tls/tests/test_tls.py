@@ -15,8 +15,10 @@ from conftest import exposure, get_host, hostvars, run_playbook, unit_pid, wait_
 
 MON, AM2, SCAN = "tls-mon", "tls-am2", "tls-scan"
 SERVICES = {MON: ["prometheus", "alertmanager", "node_exporter"],
-            AM2: ["alertmanager", "blackbox_exporter", "node_exporter"],
-            SCAN: ["node_exporter"]}
+            AM2: ["alertmanager", "blackbox_exporter", "redis_exporter", "node_exporter"],
+            SCAN: ["victoriametrics", "node_exporter"]}
+# where each service keeps its private key
+KEYS = {"redis_exporter": "/etc/redis_exporter/server.key", "victoriametrics": "/etc/victoriametrics/tls.key"}
 PKI = pathlib.Path(hostvars(MON)["stack_tls_dir"]) if os.environ.get("MOLECULE_INVENTORY_FILE") else None
 USER = "monstack"
 REPORT = pathlib.Path(os.environ.get("MONSTACK_STATE", "/tmp")) / "tls-scan-report.json"
@@ -64,8 +66,8 @@ def test_every_target_is_up_over_verified_tls():
     by_job = {}
     for target in found:
         by_job.setdefault(target["labels"]["job"], []).append(target["scrapeUrl"])
-    assert set(by_job) >= {"prometheus", "alertmanager", "node", "blackbox"}
-    for job in ("prometheus", "alertmanager", "node", "blackbox"):
+    assert set(by_job) >= {"prometheus", "alertmanager", "node", "blackbox", "redis", "victoriametrics"}
+    for job in ("prometheus", "alertmanager", "node", "blackbox", "redis", "victoriametrics"):
         assert all(url.startswith("https://") for url in by_job[job]), (job, by_job[job])
     assert len(by_job["node"]) == 3 and len(by_job["alertmanager"]) == 2
     # Prometheus sends its alerts to both Alertmanagers over TLS
@@ -94,7 +96,7 @@ def probe(scan_host, url, *options):
 def test_no_port_serves_plain_http_nor_answers_without_the_password_or_to_another_ca(scan):
     put(SCAN, "/tmp/other-ca.crt", OTHER_CA.read_text())
     report = {}
-    for name in (MON, AM2):
+    for name in (MON, AM2, SCAN):
         ports = listening_ports(name)
         assert {9100} <= set(ports)
         for port in ports:
@@ -167,10 +169,26 @@ def test_private_keys_are_readable_by_their_service_only():
     for name, services in SERVICES.items():
         host = get_host(name)
         for service in services:
-            key = host.file(f"/etc/{service}/tls.key")
+            key = host.file(KEYS.get(service, f"/etc/{service}/tls.key"))
             assert key.exists and key.mode == 0o640 and key.user == "root" and key.group == service, (name, service)
     assert not any(get_host(name).file("/etc/prometheus/ca.key").exists for name in SERVICES)
     assert oct(PKI.stat().st_mode & 0o777) == "0o700" and oct((PKI / "ca.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_every_prometheus_sample_arrives_in_victoriametrics_over_tls(scan):
+    def stored():
+        out = get_host(SCAN).run(
+            f"curl -fsS --cacert /tmp/ca.crt -u {USER}:{password('victoriametrics')} "
+            f"'https://{SCAN}:8428/api/v1/query?query=count(up)'")
+        result = json.loads(out.stdout)["data"]["result"] if out.rc == 0 else []
+        return result and int(result[0]["value"][1]) >= len(targets())
+    assert wait_for(stored, timeout=60), "Prometheus's samples do not arrive in VictoriaMetrics over TLS"
+    # and keep arriving: VictoriaMetrics's newest sample is a few scrape intervals old at most
+    newest = get_host(SCAN).check_output(
+        f"curl -fsS --cacert /tmp/ca.crt -u {USER}:{password('victoriametrics')} "
+        f"'https://{SCAN}:8428/api/v1/query?query=time()-max(timestamp(up))'")
+    age = float(json.loads(newest)["data"]["result"][0]["value"][1])
+    assert age < 30, f"the newest sample in VictoriaMetrics is {age:.0f}s old"
 
 
 def test_every_unit_stays_hardened():
@@ -216,7 +234,7 @@ def test_a_certificate_near_expiry_is_renewed_on_the_next_run_without_a_restart(
     assert expires < datetime.datetime.utcnow() + datetime.timedelta(days=11), f"the near-expiry one is served: {before}"
     renewed = run_playbook("converge.yml", limit=AM2)
     assert renewed.returncode == 0, renewed.output[-3000:]
-    for port in (9100, 9093, 9115):
+    for port in (9100, 9093, 9115, 9121):
         after = served_certificate(scan, AM2, port)
         assert after != before, (port, after)
         not_after = datetime.datetime.strptime(after.strip(), "%b %d %H:%M:%S %Y %Z")
