@@ -71,6 +71,15 @@ def web_files(tls_cert, tls_key, users, directory, group, seed):
     return out
 
 
+def ca_files(tls, directory, group):
+    """stack_config entry of the stack's CA certificate (<directory>/ca.crt, world-readable: it is
+    public) for a service whose clients verify with it; none when stack_tls is off (tls is
+    _stack_tls, {} then), so the file is pruned when the switch goes off."""
+    if not tls:
+        return []
+    return [{"dest": f"{directory}/ca.crt", "content": tls["ca"], "group": group, "mode": "0644"}]
+
+
 def flags(options, prefix="--"):
     """{name: value} -> ["--name=value"]; True or None gives a bare flag, False drops it,
     "" gives "--name=" (an explicitly empty value), a list repeats the flag."""
@@ -598,6 +607,7 @@ class FilterModule:
             "stack_systemd_value": systemd_value,
             "stack_systemd_quote": systemd_quote,
             "stack_web_files": web_files,
+            "stack_ca_files": ca_files,
             "stack_tls_components": tls_components,
             "stack_tls_users": tls_users,
             "stack_tls_job_settings": tls_job_settings,

@@ -196,7 +196,7 @@ def renewal_reason(cert, ca_cert, host, sans, renew_days, now=None):
         return "another CA issued it"
     try:
         cert.verify_directly_issued_by(ca_cert)
-    except (ValueError, TypeError, Exception):  # pylint: disable=broad-except
+    except Exception:  # pylint: disable=broad-except  # a wrong key type or signature alike
         return "the CA in use did not sign it"
     have = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     missing = [str(getattr(entry, "value", entry)) for entry in _san_entries([host] + list(sans or [])) if entry not in have]

@@ -194,3 +194,9 @@ def test_stores_outside_the_stack_or_over_http_are_left_as_they_are():
     stores = [{"name": "a", "url": "http://v:8428/api/v1/write", "component": "victoriametrics"},
               {"name": "mimir", "write_url": "https://m/api/v1/push"}]
     assert prom.tls_stores(stores, settings) == stores
+
+
+def test_the_ca_is_written_for_its_clients_only_with_stack_tls(filters):
+    assert filters.ca_files({}, "/etc/x", "x") == []
+    assert filters.ca_files({"ca": "PEM"}, "/etc/x", "x") == [
+        {"dest": "/etc/x/ca.crt", "content": "PEM", "group": "x", "mode": "0644"}]
