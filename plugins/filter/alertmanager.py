@@ -55,6 +55,23 @@ def alertmanager_secrets(config, directory):
     return {"config": config, "files": files}
 
 
+def webhook_ca(config, ca_file):
+    """Every webhook receiver with an https URL verifies its server with ca_file (the CA named by
+    alertmanager_webhook_ca_cert), unless its http_config already sets a CA of its own or skips
+    verification. Only webhooks: other receivers talk to public services the system's CAs know."""
+    config = copy.deepcopy(dict(config or {}))
+    if not ca_file:
+        return config
+    for receiver in config.get("receivers") or []:
+        for item in receiver.get("webhook_configs") or []:
+            if not isinstance(item, dict) or not str(item.get("url", "")).startswith("https://"):
+                continue
+            tls = item.setdefault("http_config", {}).setdefault("tls_config", {})
+            if not (tls.get("ca_file") or tls.get("ca") or tls.get("insecure_skip_verify")):
+                tls["ca_file"] = ca_file
+    return config
+
+
 def alertmanager_problems(config, secret_files, directory):
     """What would make Alertmanager refuse a receiver or silently drop its notifications."""
     problems = []
@@ -129,4 +146,5 @@ def cluster_tls(directory, server_name="alertmanager-cluster"):
 class FilterModule:
     def filters(self):
         return {"alertmanager_receiver_name_problems": receiver_name_problems, "alertmanager_secrets": alertmanager_secrets,
-                "alertmanager_problems": alertmanager_problems, "alertmanager_cluster_tls": cluster_tls}
+                "alertmanager_problems": alertmanager_problems, "alertmanager_cluster_tls": cluster_tls,
+                "alertmanager_webhook_ca_cert": webhook_ca}

@@ -71,20 +71,22 @@ def inventory_datasources(sources, scrape_interval="15s"):
     return out
 
 
-def tls_datasources(datasources, passwords, user, ca):
+def tls_datasources(datasources, passwords, user, ca, components=None):
     """stack_tls on the inventory's datasources: each one of a component stack_tls protects
-    (its uid is the component, passwords has it) and reached over https verifies the stack's CA
-    and logs in as user. Secrets go to secureJsonData, which Grafana stores encrypted; a $ is
-    doubled since provisioning files expand environment variables."""
+    (its uid is the component, in components or passwords) and reached over https verifies the
+    stack's CA, and logs in as user where the component takes basic auth (passwords has it).
+    Secrets go to secureJsonData, which Grafana stores encrypted; a $ is doubled since
+    provisioning files expand environment variables."""
+    protected = set(components or []) | set(passwords or {})
     out = []
     for source in datasources or []:
         uid = source.get("uid")
-        if uid in (passwords or {}) and str(source.get("url", "")).startswith("https://"):
-            source = combine(source, {
-                "basicAuth": True, "basicAuthUser": str(user),
-                "jsonData": {"tlsAuthWithCACert": True},
-                "secureJsonData": {"tlsCACert": str(ca), "basicAuthPassword": str(passwords[uid]).replace("$", "$$")}},
-                recursive=True)
+        if uid in protected and str(source.get("url", "")).startswith("https://"):
+            settings = {"jsonData": {"tlsAuthWithCACert": True}, "secureJsonData": {"tlsCACert": str(ca)}}
+            if uid in (passwords or {}):
+                settings = combine(settings, {"basicAuth": True, "basicAuthUser": str(user), "secureJsonData": {
+                    "basicAuthPassword": str(passwords[uid]).replace("$", "$$")}}, recursive=True)
+            source = combine(source, settings, recursive=True)
         out.append(source)
     return out
 

@@ -80,6 +80,16 @@ def ca_files(tls, directory, group):
     return [{"dest": f"{directory}/ca.crt", "content": tls["ca"], "group": group, "mode": "0644"}]
 
 
+def cert_files(tls, directory, group):
+    """The host certificate and key (tls.crt, tls.key, 0640 root:<group>, the key never shown)
+    for a service that serves them with stack_tls in its own config; none when it is off (tls is
+    _stack_tls, {} then), so they are pruned when the switch goes off."""
+    if not tls:
+        return []
+    return [{"dest": f"{directory}/tls.crt", "content": tls["cert"], "group": group, "mode": "0640"},
+            {"dest": f"{directory}/tls.key", "content": tls["key"], "group": group, "mode": "0640", "secret": True}]
+
+
 def flags(options, prefix="--"):
     """{name: value} -> ["--name=value"]; True or None gives a bare flag, False drops it,
     "" gives "--name=" (an explicitly empty value), a list repeats the flag."""
@@ -169,20 +179,26 @@ def _truthy(value):
     return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
 
 
-def serves_tls(name, hostvars, entry_or_job):
+def serves_tls(name, hostvars, entry_or_job, port=None):
     """Whether a component (registry entry, or a scrape job derived from one) serves HTTPS on
     inventory host name: stack_tls on there for a component that supports it, or its own
-    certificate set there (scheme_var / tls_var)."""
+    certificate set there (scheme_var / tls_var). A port marked plain in the registry (one
+    upstream cannot serve over TLS, like Jaeger's metrics) stays HTTP."""
     spec = entry_or_job or {}
+    if port and ((spec.get("ports") or {}).get(port) or {}).get("plain"):
+        return False
     if spec.get("tls") and _truthy(_lookup(hostvars, name, "stack_tls", False)):
         return True
     var = spec.get("scheme_var") or spec.get("tls_var")
     return bool(var and _lookup(hostvars, name, var))
 
 
-def tls_components(registry):
-    """Components that stack_tls protects (their registry entry has tls), sorted."""
-    return sorted(name for name, entry in (registry or {}).items() if (entry or {}).get("tls"))
+def tls_components(registry, auth_only=False):
+    """Components that stack_tls protects (their registry entry has tls), sorted; with auth_only
+    those whose endpoints also take basic auth (not marked basic_auth: false), the ones that
+    get a generated password."""
+    return sorted(name for name, entry in (registry or {}).items()
+                  if (entry or {}).get("tls") and not (auth_only and entry.get("basic_auth") is False))
 
 
 def tls_users(passwords, user):
@@ -211,9 +227,12 @@ def prefix_keys(mapping, prefix):
 def tls_client_settings(registry, user, ca_file="ca.crt", secrets_dir="secrets"):
     """{component: {tls_config, basic_auth}}: how Prometheus reaches each component stack_tls
     protects (scrapes, alerts, remote writes): the CA verifies its certificate, the user logs in
-    with the component's password (password_file <secrets_dir>/stack-<component>)."""
-    return {name: {"tls_config": {"ca_file": ca_file},
-                   "basic_auth": {"username": str(user), "password_file": f"{secrets_dir}/stack-{name}"}}
+    with the component's password (password_file <secrets_dir>/stack-<component>) where the
+    component takes basic auth."""
+    auth = set(tls_components(registry, auth_only=True))
+    return {name: {"tls_config": {"ca_file": ca_file}} | (
+                {"basic_auth": {"username": str(user), "password_file": f"{secrets_dir}/stack-{name}"}}
+                if name in auth else {})
             for name in tls_components(registry)}
 
 
@@ -222,7 +241,12 @@ def tls_job_settings(registry, user, ca_file="ca.crt", secrets_dir="secrets"):
     plain HTTP (its host without stack_tls) is scraped as before: the scheme is set per target
     and neither setting applies there (basic auth is ignored by an endpoint without it)."""
     settings = tls_client_settings(registry, user, ca_file, secrets_dir)
-    return {(registry[name].get("metrics") or {}).get("job") or name: value for name, value in settings.items()}
+    out = {}
+    for name, value in settings.items():
+        metrics = registry[name].get("metrics") or {}
+        if metrics and not _port_spec(registry[name], metrics.get("port")).get("plain"):
+            out[metrics.get("job") or name] = value
+    return out
 
 
 def probe_check(item, base_url, module_param=None, metric="up"):
@@ -235,7 +259,7 @@ def probe_check(item, base_url, module_param=None, metric="up"):
     return {"name": f"{item['name']} ({item['target']})", "url": f"{base_url}?{urlencode(params)}", "metric": metric}
 
 
-PROBE_KEYS = {"url", "tcp", "tls", "status", "module"}
+PROBE_KEYS = {"url", "tcp", "tls", "status", "module", "stack_ca"}
 HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$")
 
 
@@ -271,16 +295,20 @@ def probe_problems(probes, var="stack_probes"):
                 out.append(f"{where}: status must be an HTTP status code or a list of them, got {probe['status']!r}")
         if "module" in probe and not re.fullmatch(r"[A-Za-z0-9_-]+", str(probe["module"])):
             out.append(f"{where}: module {probe['module']!r} must be a module name (letters, digits, _ and -)")
+        if "stack_ca" in probe and (not isinstance(probe["stack_ca"], bool) or kinds[0] == "tcp" or "module" in probe):
+            out.append(f"{where}: stack_ca (true/false) applies to url and tls probes with a generated module")
     return out
 
 
-def blackbox_probes(probes, var="stack_probes"):
+def blackbox_probes(probes, var="stack_probes", ca_file="ca.crt"):
     """stack_probes -> [{name: blackbox module, target, module: its config or None}], one per entry:
       {url: https://shop.example.org/health}              -> http_2xx (any 2xx answer)
       {url: http://10.0.0.5:8000/login, status: 401}     -> http_401 (exactly that status)
       {tcp: db1.example.org:5432}                          -> tcp_connect
       {tls: mail.example.org:465}                          -> tls_connect (handshake, certificate expiry)
       {url: ..., module: my_module}                        -> a module of blackbox_exporter_modules
+      {url: https://mon1:3000/api/health, stack_ca: true} -> http_2xx_stack_ca (verified with the
+                                                             stack's CA, ca_file, not the system's)
     The prometheus role scrapes each through the exporter's /probe with the target as the
     instance label; the blackbox_exporter role writes the modules they use."""
     problems = probe_problems(probes, var)
@@ -301,6 +329,12 @@ def blackbox_probes(probes, var="stack_probes"):
             module = {"prober": "http", "http": {"valid_status_codes": [int(c) for c in codes]}}
         else:
             name, module = "http_2xx", {"prober": "http"}
+        if module and probe.get("stack_ca"):
+            section = "http" if kind == "url" else "tcp"
+            name += "_stack_ca"
+            module = {**module, section: {**module.get(section, {}), "tls_config": {"ca_file": ca_file}}}
+            if kind == "tls":
+                module[section]["tls"] = True
         out.append({"name": name, "target": str(probe[kind]), "module": module})
     return out
 
@@ -454,7 +488,7 @@ def scrape_jobs(registry):
                "port": port["port"], "listen_var": port["var"]}
         if entry.get("scheme_var"):
             job["tls_var"] = entry["scheme_var"]
-        if entry.get("tls"):
+        if entry.get("tls") and not port.get("plain"):
             job["tls"] = entry["tls"]
         for key in ("path", "path_var", "local_var", "probes_var", "probes_kind", "probe_path", "probe_module_param",
                     "probe_source_label"):
@@ -471,7 +505,7 @@ def component_urls(members, hostvars, entry, port=None, path=""):
     spec = _port_spec(entry, port)
     out = []
     for name in members or []:
-        scheme = "https" if serves_tls(name, hostvars, entry) else "http"
+        scheme = "https" if serves_tls(name, hostvars, entry, port or next(iter(entry.get("ports") or {}), None)) else "http"
         out.append(f"{scheme}://{service_address(name, hostvars, spec['var'], spec['port'])}{path}")
     return out
 
@@ -608,6 +642,7 @@ class FilterModule:
             "stack_systemd_quote": systemd_quote,
             "stack_web_files": web_files,
             "stack_ca_files": ca_files,
+            "stack_cert_files": cert_files,
             "stack_tls_components": tls_components,
             "stack_tls_users": tls_users,
             "stack_tls_job_settings": tls_job_settings,

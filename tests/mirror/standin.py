@@ -3,7 +3,8 @@
 
 Installed under the real binary's name (loki, promtail, jaeger, grafana). It reads the
 config file the real program reads, refuses one that does not parse, binds the
-configured HTTP address and answers the health endpoint. It stores no data and serves
+configured addresses (over TLS where the config's TLS settings ask for it, with the
+certificate they name) and answers the health endpoint. It stores no data and serves
 no API: anything that needs real behaviour must be tested with the real archive.
 """
 import configparser
@@ -11,6 +12,8 @@ import http.server
 import json
 import os
 import signal
+import socketserver
+import ssl
 import sys
 
 import yaml
@@ -52,10 +55,41 @@ def split_endpoint(endpoint, default_port):
     return (host.strip("[]") or "0.0.0.0"), int(port or default_port)
 
 
+def tls_context(cert, key):
+    """Server TLS context for the certificate and key a config names; None without them."""
+    if not cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        fail(f"cannot load TLS certificate {cert} / key {key}: {exc}")
+    return context
+
+
+class RawHandler(socketserver.BaseRequestHandler):
+    """A port the stand-in only binds (gRPC): it takes the connection (and the TLS handshake
+    when configured) and closes it."""
+
+    def handle(self):
+        self.request.close()
+
+
 def serve(bindings):
-    """bindings: list of (host, port, {path: (status, content_type, body)})."""
+    """bindings: list of (host, port, {path: (status, content_type, body)} or None for a port
+    that is only bound, TLS context or None)."""
     servers = []
-    for host, port, routes in bindings:
+    for host, port, routes, context in bindings:
+        if routes is None:
+            server = socketserver.ThreadingTCPServer((host, port), RawHandler, bind_and_activate=False)
+            server.allow_reuse_address = True
+            server.server_bind()
+            server.server_activate()
+            if context:
+                server.socket = context.wrap_socket(server.socket, server_side=True)
+            servers.append(server)
+            continue
+
         class Handler(http.server.BaseHTTPRequestHandler):
             table = routes
 
@@ -76,10 +110,12 @@ def serve(bindings):
                 pass
 
         server = http.server.ThreadingHTTPServer((host, port), Handler)
+        if context:
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         servers.append(server)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    print(f"{NAME} (stand-in) listening on {[(h, p) for h, p, _ in bindings]}", flush=True)
+    print(f"{NAME} (stand-in) listening on {[(h, p, 'tls' if c else 'plain') for h, p, _, c in bindings]}", flush=True)
     import threading
     for server in servers[1:]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -109,7 +145,14 @@ def loki_like(args, default_port):
         sys.exit(0)
     host = server.get("http_listen_address") or "0.0.0.0"
     port = int(server.get("http_listen_port") or default_port)
-    serve([(host, port, {"/ready": (200, "text/plain", "ready\n")})])
+    tls = server.get("http_tls_config") or {}
+    bindings = [(host, port, {"/ready": (200, "text/plain", "ready\n")}, tls_context(tls.get("cert_file"), tls.get("key_file")))]
+    grpc_port = int(server.get("grpc_listen_port", 9095 if NAME == "loki" else 0) or 0)
+    if grpc_port:
+        grpc_tls = server.get("grpc_tls_config") or {}
+        bindings.append((server.get("grpc_listen_address") or "0.0.0.0", grpc_port, None,
+                         tls_context(grpc_tls.get("cert_file"), grpc_tls.get("key_file"))))
+    serve(bindings)
 
 
 def jaeger(args):
@@ -133,11 +176,29 @@ def jaeger(args):
     endpoint = (health.get("http") or {}).get("endpoint") or health.get("endpoint") or "localhost:13133"
     host, port = split_endpoint(endpoint, 13133)
     bindings = [(host, port, {"/status": (200, "application/json", '{"status":"StatusOK"}\n'),
-                              "/": (200, "application/json", '{"status":"Server available"}\n')})]
-    query = ((ext.get("jaeger_query") or {}).get("http") or {}).get("endpoint")
-    if query:
-        qhost, qport = split_endpoint(query, 16686)
-        bindings.append((qhost, qport, {"/": (200, "text/html", "<html>Jaeger stand-in: no UI, no API</html>\n")}))
+                              "/": (200, "application/json", '{"status":"Server available"}\n')}, None)]
+
+    def server_tls(spec):
+        tls = (spec or {}).get("tls") or {}
+        return tls_context(tls.get("cert_file"), tls.get("key_file"))
+
+    query = (ext.get("jaeger_query") or {})
+    if (query.get("http") or {}).get("endpoint"):
+        qhost, qport = split_endpoint(query["http"]["endpoint"], 16686)
+        bindings.append((qhost, qport, {"/": (200, "text/html", "<html>Jaeger stand-in: no UI, no API</html>\n")},
+                         server_tls(query["http"])))
+    if (query.get("grpc") or {}).get("endpoint"):
+        bindings.append((*split_endpoint(query["grpc"]["endpoint"], 16685), None, server_tls(query["grpc"])))
+    # the collector's own metrics exporter (plain HTTP upstream): bound, no metrics served
+    for reader in (((service.get("telemetry") or {}).get("metrics") or {}).get("readers") or []):
+        pull = (((reader or {}).get("pull") or {}).get("exporter") or {}).get("prometheus") or {}
+        if pull.get("port"):
+            bindings.append((pull.get("host") or "0.0.0.0", int(pull["port"]), {}, None))
+    # OTLP receivers: bound (over TLS when configured), nothing is stored
+    for name, spec in (((config.get("receivers") or {}).get("otlp") or {}).get("protocols") or {}).items():
+        endpoint = (spec or {}).get("endpoint") or ("0.0.0.0:4317" if name == "grpc" else "0.0.0.0:4318")
+        routes = None if name == "grpc" else {}
+        bindings.append((*split_endpoint(endpoint, 4317 if name == "grpc" else 4318), routes, server_tls(spec)))
     serve(bindings)
 
 
@@ -159,7 +220,12 @@ def grafana(args):
     host = parser.get("server", "http_addr", fallback="") or "0.0.0.0"
     port = int(parser.get("server", "http_port", fallback="3000") or 3000)
     body = json.dumps({"database": "ok", "version": VERSIONS["grafana"] + "-standin", "commit": "stand-in"})
-    serve([(host, port, {"/api/health": (200, "application/json", body + "\n")})])
+    context = None
+    if parser.get("server", "protocol", fallback="http") == "https":
+        context = tls_context(parser.get("server", "cert_file", fallback=""), parser.get("server", "cert_key", fallback=""))
+        if not context:
+            fail("[server] protocol = https needs cert_file and cert_key")
+    serve([(host, port, {"/api/health": (200, "application/json", body + "\n")}, context)])
 
 
 def main():

@@ -101,12 +101,21 @@ def test_passwords_are_generated_once_and_yours_win(tmp_path):
 
 
 def test_every_component_that_supports_it_is_protected(registry, filters):
-    assert filters.tls_components(registry) == ["alertmanager", "blackbox_exporter", "node_exporter",
-                                                "postgres_exporter", "prometheus", "redis_exporter", "victoriametrics"]
+    assert filters.tls_components(registry) == [
+        "alertmanager", "blackbox_exporter", "grafana", "jaeger", "loki", "node_exporter", "postgres_exporter",
+        "prometheus", "promtail", "redis_exporter", "victoriametrics"]
+    # passwords only where upstream takes basic auth (Loki, Promtail, Jaeger take none)
+    assert filters.tls_components(registry, auth_only=True) == [
+        "alertmanager", "blackbox_exporter", "grafana", "node_exporter", "postgres_exporter", "prometheus",
+        "redis_exporter", "victoriametrics"]
     jobs = filters.tls_job_settings(registry, "monstack")
     assert jobs["node"] == {"tls_config": {"ca_file": "ca.crt"},
                             "basic_auth": {"username": "monstack", "password_file": "secrets/stack-node_exporter"}}
-    assert set(jobs) == {"alertmanager", "blackbox", "node", "postgres", "prometheus", "redis", "victoriametrics"}
+    assert jobs["grafana"]["basic_auth"]["password_file"] == "secrets/stack-grafana"
+    assert jobs["loki"] == jobs["promtail"] == {"tls_config": {"ca_file": "ca.crt"}}, "verified, no login"
+    # Jaeger's metrics port stays plain HTTP (its exporter has no TLS): no settings for its job
+    assert set(jobs) == {"alertmanager", "blackbox", "grafana", "loki", "node", "postgres", "prometheus", "promtail",
+                         "redis", "victoriametrics"}
 
 
 def test_hosts_with_stack_tls_are_scraped_over_https_and_others_as_before(registry, filters):
@@ -117,8 +126,13 @@ def test_hosts_with_stack_tls_are_scraped_over_https_and_others_as_before(regist
     # the URLs other components are given follow the same rule
     urls = filters.component_urls(["a", "b"], hostvars, registry["alertmanager"])
     assert urls == ["https://a:9093", "http://b:9093"]
-    # components stack_tls does not cover (no tls in the registry) keep plain HTTP
-    assert filters.component_urls(["a"], hostvars, registry["loki"]) == ["http://a:3100"]
+    # Loki and Jaeger's query serve https; a port upstream cannot encrypt stays http
+    assert filters.component_urls(["a", "b"], hostvars, registry["loki"]) == ["https://a:3100", "http://b:3100"]
+    assert filters.component_urls(["a"], hostvars, registry["jaeger"]) == ["https://a:16686"]
+    assert filters.component_urls(["a"], hostvars, registry["jaeger"], "metrics") == ["http://a:8888"]
+    groups["jaeger"] = ["a"]
+    assert filters.scrape_targets(filters.scrape_jobs(registry), groups, hostvars)["jaeger"][0].get("labels", {}).get(
+        "__scheme__", "http") == "http"
 
 
 def test_grafana_verifies_the_ca_and_logs_in_to_protected_datasources():
@@ -129,6 +143,12 @@ def test_grafana_verifies_the_ca_and_logs_in_to_protected_datasources():
     assert out[0]["jsonData"] == {"httpMethod": "POST", "tlsAuthWithCACert": True}
     assert out[0]["secureJsonData"] == {"tlsCACert": "CA PEM", "basicAuthPassword": "pa$$$$word"}
     assert out[1] == sources[1]
+    # a component without basic auth upstream (Loki) over https: the CA only
+    sources = [{"uid": "loki", "url": "https://logs1:3100"}, {"uid": "mine", "url": "https://elsewhere"}]
+    out = grafana.tls_datasources(sources, {"prometheus": "x"}, "monstack", "CA PEM", ["loki", "prometheus"])
+    assert out[0] == {"uid": "loki", "url": "https://logs1:3100", "jsonData": {"tlsAuthWithCACert": True},
+                      "secureJsonData": {"tlsCACert": "CA PEM"}}
+    assert out[1] == sources[1], "a datasource of your own is left as it is"
 
 
 def test_alertmanager_gossips_over_mutual_tls():
@@ -148,12 +168,17 @@ def tls_rendered(tmp_path_factory, promtool):
                   prometheus_version=version), pki
 
 
+@pytest.fixture(scope="module")
+def rendered_plain(tmp_path_factory):
+    return render(tmp_path_factory, render_host="mon1")
+
+
 def test_stack_tls_renders_verifying_scrapes_and_alerting(tls_rendered, promtool, tmp_path_factory):
     out, pki = tls_rendered
     jobs = {job["job_name"]: job for job in out["prometheus"]["scrape_configs"]}
     assert jobs["node"]["tls_config"] == {"ca_file": "ca.crt"}
     assert jobs["node"]["basic_auth"]["password_file"] == "secrets/stack-node_exporter"
-    assert "tls_config" not in jobs["loki"], "Loki is not covered by stack_tls yet"
+    assert jobs["loki"]["tls_config"] == {"ca_file": "ca.crt"} and "basic_auth" not in jobs["loki"]
     assert {t["labels"]["__scheme__"] for t in out["prometheus_targets"]["node"]} == {"https"}
     assert out["prometheus"]["alerting"]["alertmanagers"][0]["basic_auth"]["password_file"] == "secrets/stack-alertmanager"
     assert out["prometheus_flags"]["web.config.file"] == "/etc/prometheus/web.yml"
@@ -200,3 +225,73 @@ def test_the_ca_is_written_for_its_clients_only_with_stack_tls(filters):
     assert filters.ca_files({}, "/etc/x", "x") == []
     assert filters.ca_files({"ca": "PEM"}, "/etc/x", "x") == [
         {"dest": "/etc/x/ca.crt", "content": "PEM", "group": "x", "mode": "0644"}]
+
+
+def test_grafana_loki_promtail_and_jaeger_serve_the_host_certificate(tls_rendered):
+    out, pki = tls_rendered
+    ini = out["grafana_ini"]
+    assert ini["server"]["protocol"] == "https"
+    assert ini["server"]["cert_file"] == "/etc/grafana/secrets/tls.crt" and ini["server"]["cert_key"] == "/etc/grafana/secrets/tls.key"
+    # its /metrics takes the stack's login; the password is read from a file, never the ini
+    assert ini["metrics"]["basic_auth_username"] == "monstack"
+    assert ini["metrics"]["basic_auth_password"] == "$__file{/etc/grafana/secrets/metrics_password}"
+    assert (pki / "passwords/grafana").read_text().strip() not in json.dumps(ini)
+    sources = {s["uid"]: s for s in out["grafana_datasources"]}
+    assert sources["loki"]["url"].startswith("https://") and sources["loki"]["jsonData"]["tlsAuthWithCACert"] is True
+    assert sources["jaeger"]["url"] == "https://10.0.0.3:16686" and "basicAuth" not in sources["jaeger"]
+    # Loki: HTTPS, its gRPC (only its own components dial it) on loopback
+    server = out["loki"]["server"]
+    assert server["http_tls_config"] == {"cert_file": "/etc/loki/tls.crt", "key_file": "/etc/loki/tls.key"}
+    assert server["grpc_listen_address"] == "127.0.0.1"
+    # Promtail: HTTPS, and pushes verify the stack's CA
+    promtail = out["promtail"]
+    assert promtail["server"]["http_tls_config"]["cert_file"] == "/etc/promtail/tls.crt"
+    assert promtail["clients"] == [{"url": "https://10.0.0.2:3100/loki/api/v1/push",
+                                    "tls_config": {"ca_file": "/etc/promtail/ca.crt"}}]
+    # Jaeger: OTLP receivers and the query service over TLS; health (loopback) and metrics stay plain
+    jaeger = out["jaeger"]
+    tls = {"cert_file": "/etc/jaeger/tls.crt", "key_file": "/etc/jaeger/tls.key"}
+    assert jaeger["receivers"]["otlp"]["protocols"]["grpc"]["tls"] == tls
+    assert jaeger["receivers"]["otlp"]["protocols"]["http"]["tls"] == tls
+    assert jaeger["extensions"]["jaeger_query"]["http"]["tls"] == jaeger["extensions"]["jaeger_query"]["grpc"]["tls"] == tls
+    assert "tls" not in jaeger["extensions"]["healthcheckv2"]["http"]
+    for path in ("/etc/loki/tls.key", "/etc/promtail/tls.key", "/etc/promtail/ca.crt", "/etc/jaeger/tls.key",
+                 "/etc/grafana/secrets/tls.key", "/etc/grafana/secrets/metrics_password"):
+        assert path in out["files"]
+
+
+def test_without_stack_tls_nothing_of_it_is_written(rendered_plain):
+    assert "protocol" not in rendered_plain["grafana_ini"]["server"] and "metrics" not in rendered_plain["grafana_ini"]
+    assert "http_tls_config" not in rendered_plain["loki"]["server"]
+    assert "grpc_listen_address" not in rendered_plain["loki"]["server"]
+    assert rendered_plain["promtail"]["clients"] == [{"url": "http://10.0.0.2:3100/loki/api/v1/push"}]
+    assert not [f for f in rendered_plain["files"] if f.endswith(("tls.crt", "tls.key", "ca.crt", "webhook-ca.crt"))]
+
+
+def test_webhooks_over_https_verify_the_ca_you_name():
+    config = {"receivers": [{"name": "hook", "webhook_configs": [
+        {"url": "https://hooks.internal/a"}, {"url": "http://plain/b"},
+        {"url": "https://own/c", "http_config": {"tls_config": {"ca_file": "/etc/own.crt"}}}]},
+        {"name": "slack", "slack_configs": [{"api_url": "https://hooks.slack.com/x"}]}]}
+    out = alertmanager.webhook_ca(config, "/etc/alertmanager/webhook-ca.crt")
+    hooks = out["receivers"][0]["webhook_configs"]
+    assert hooks[0]["http_config"]["tls_config"]["ca_file"] == "/etc/alertmanager/webhook-ca.crt"
+    assert "http_config" not in hooks[1], "plain http webhooks are left alone"
+    assert hooks[2]["http_config"]["tls_config"]["ca_file"] == "/etc/own.crt", "a CA of the webhook's own wins"
+    assert out["receivers"][1] == config["receivers"][1], "other receivers keep the system CAs"
+    assert alertmanager.webhook_ca(config, "") == config
+
+
+def test_probes_of_the_stacks_own_endpoints_verify_its_ca(filters):
+    probes = [{"url": "https://mon1:3000/api/health", "stack_ca": True}, {"tls": "logs1:3100", "stack_ca": True},
+              {"url": "https://shop.example.org/"}]
+    out = filters.blackbox_probes(probes, "stack_probes", "/etc/blackbox_exporter/ca.crt")
+    assert [p["name"] for p in out] == ["http_2xx_stack_ca", "tls_connect_stack_ca", "http_2xx"]
+    assert out[0]["module"] == {"prober": "http", "http": {"tls_config": {"ca_file": "/etc/blackbox_exporter/ca.crt"}}}
+    assert out[1]["module"]["tcp"] == {"tls": True, "tls_config": {"ca_file": "/etc/blackbox_exporter/ca.crt"}}
+    assert out[2]["module"] == {"prober": "http"}, "other probes keep the system's CAs"
+    # Prometheus names the same modules without knowing the path
+    assert [p["name"] for p in filters.blackbox_probes(probes)] == [p["name"] for p in out]
+    assert filters.probe_problems([{"tcp": "db:5432", "stack_ca": True}, {"url": "https://x/", "stack_ca": "yes"}]) == [
+        "stack_probes entry db:5432: stack_ca (true/false) applies to url and tls probes with a generated module",
+        "stack_probes entry https://x/: stack_ca (true/false) applies to url and tls probes with a generated module"]
