@@ -147,4 +147,4 @@ class FilterModule:
     def filters(self):
         return {"alertmanager_receiver_name_problems": receiver_name_problems, "alertmanager_secrets": alertmanager_secrets,
                 "alertmanager_problems": alertmanager_problems, "alertmanager_cluster_tls": cluster_tls,
-                "alertmanager_webhook_ca_cert": webhook_ca}
+                "alertmanager_webhook_ca": webhook_ca}

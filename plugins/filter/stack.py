@@ -179,14 +179,11 @@ def _truthy(value):
     return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
 
 
-def serves_tls(name, hostvars, entry_or_job, port=None):
+def serves_tls(name, hostvars, entry_or_job):
     """Whether a component (registry entry, or a scrape job derived from one) serves HTTPS on
     inventory host name: stack_tls on there for a component that supports it, or its own
-    certificate set there (scheme_var / tls_var). A port marked plain in the registry (one
-    upstream cannot serve over TLS, like Jaeger's metrics) stays HTTP."""
+    certificate set there (scheme_var / tls_var)."""
     spec = entry_or_job or {}
-    if port and ((spec.get("ports") or {}).get(port) or {}).get("plain"):
-        return False
     if spec.get("tls") and _truthy(_lookup(hostvars, name, "stack_tls", False)):
         return True
     var = spec.get("scheme_var") or spec.get("tls_var")
@@ -505,7 +502,8 @@ def component_urls(members, hostvars, entry, port=None, path=""):
     spec = _port_spec(entry, port)
     out = []
     for name in members or []:
-        scheme = "https" if serves_tls(name, hostvars, entry, port or next(iter(entry.get("ports") or {}), None)) else "http"
+        # a port marked plain (upstream cannot serve TLS there, like Jaeger's metrics) stays http
+        scheme = "https" if not spec.get("plain") and serves_tls(name, hostvars, entry) else "http"
         out.append(f"{scheme}://{service_address(name, hostvars, spec['var'], spec['port'])}{path}")
     return out
 
