@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 """Render a service's files on the controller and hand them to the stack_config module.
 
-Each entry of `files` is {dest, template | content | generate, owner, group, mode, secret, vars};
+Each entry of `files` is {dest, template | content | generate, owner, group, mode, secret, vars,
+accept} (accept: other contents the live file may keep, see the module);
 `generate: N` makes a random secret of N bytes on the host the first time and keeps it.
 Templates are looked up like the template action does (the calling role's templates/
 first) and then in this role's templates/, which holds the shared systemd unit.
@@ -63,10 +64,12 @@ class ActionModule(ActionBase):
                 secrets[spec["dest"]] = content
             else:
                 spec["content"] = content
+                if entry.get("accept"):
+                    spec["accept"] = [to_text(alt) for alt in entry["accept"]]
             files.append(spec)
         module_args = {"files": files, "secrets": secrets,
                        "prune": args.get("prune") or []}
-        for key in ("root", "validate"):
+        for key in ("root", "validate", "when_serving"):
             if args.get(key):
                 module_args[key] = args[key]
         result.update(self._execute_module("monstack.observability.stack_config", module_args=module_args, task_vars=task_vars))

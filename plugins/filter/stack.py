@@ -336,22 +336,25 @@ def blackbox_probes(probes, var="stack_probes", ca_file="ca.crt"):
     return out
 
 
-def scrape_targets(jobs, groups, hostvars, app_var="stack_app_metrics"):
+def scrape_targets(jobs, groups, hostvars, app_var="stack_app_metrics", by_host=False):
     """file_sd content per job, derived from the inventory.
 
-    jobs: {job: {groups: [first existing group wins], port, listen_var, path, path_var, tls_var,
+    jobs: {job: {groups: [the first group with hosts wins], port, listen_var, path, path_var, tls_var,
                  probes_var, probe_path, probe_module_param}}
     Each host of the job's group becomes one target at its address and the port of its listen
     address (host vars win over the job's defaults); a listen address bound to one IP is used as is.
     Entries [{name, target}] in the host's probes_var become extra targets scraped through the
     exporter's multi-target endpoint, labelled instance=<target>.
     Hosts may also declare application endpoints in `app_var`:
-    [{name, port, path, scheme, labels}] -> one job per name."""
+    [{name, port, path, scheme, labels}] -> one job per name.
+    by_host: {job: {host: its entries}} instead, the host being the one whose vars made them
+    (Prometheus keeps one file_sd file per job and host: target_files)."""
     out = {}
     for job, spec in sorted((jobs or {}).items()):
         if not spec:
             continue
-        members = next((groups[g] for g in spec.get("groups") or [] if g in groups), [])
+        # the first group with hosts: an empty node_exporter group means every host, as in host_components
+        members = next((groups[g] for g in spec.get("groups") or [] if groups.get(g)), [])
         entries = []
         for name in members:
             address = service_address(name, hostvars, spec.get("listen_var"), spec.get("port"))
@@ -362,7 +365,7 @@ def scrape_targets(jobs, groups, hostvars, app_var="stack_app_metrics"):
             if serves_tls(name, hostvars, spec):
                 labels["__scheme__"] = "https"
             if _lookup(hostvars, name, spec.get("local_var"), True) not in (False, "false", "False"):
-                entries.append({"targets": [address], "labels": labels} if labels else {"targets": [address]})
+                entries.append((name, {"targets": [address], "labels": labels} if labels else {"targets": [address]}))
             probes = _lookup(hostvars, name, spec.get("probes_var"), []) or []
             if spec.get("probes_kind") == "blackbox":
                 probes = blackbox_probes(probes, spec["probes_var"])
@@ -374,9 +377,9 @@ def scrape_targets(jobs, groups, hostvars, app_var="stack_app_metrics"):
                                 "__param_target": str(probe["target"]), "instance": str(probe["target"])})
                 if spec.get("probe_module_param"):
                     plabels["__param_" + spec["probe_module_param"]] = str(probe["name"])
-                entries.append({"targets": [address], "labels": plabels})
+                entries.append((name, {"targets": [address], "labels": plabels}))
         out[job] = entries
-    for name in sorted(groups.get("all", [])):
+    for name in sorted(groups.get("all", [])) if app_var else []:
         for app in _lookup(hostvars, name, app_var, []) or []:
             if not isinstance(app, dict) or not app.get("name") or not app.get("port"):
                 raise AnsibleFilterError(f"{name}: every {app_var} entry needs name and port, got {app!r}")
@@ -390,8 +393,95 @@ def scrape_targets(jobs, groups, hostvars, app_var="stack_app_metrics"):
                 labels["__metrics_path__"] = app["path"]
             if app.get("scheme", "http") != "http":
                 labels["__scheme__"] = app["scheme"]
-            out.setdefault(job, []).append({"targets": [address], "labels": labels} if labels else {"targets": [address]})
+            out.setdefault(job, []).append((name, {"targets": [address], "labels": labels} if labels else {"targets": [address]}))
+    if not by_host:
+        return {job: [entry for _, entry in pairs] for job, pairs in out.items()}
+    grouped = {}
+    for job, pairs in out.items():
+        grouped[job] = {}
+        for name, entry in pairs:
+            grouped[job].setdefault(name, []).append(entry)
+    return grouped
+
+
+def _flip_scheme(entries):
+    """The same targets with the other scheme: a host's entries share its listener's scheme."""
+    out = []
+    for entry in entries:
+        labels = dict(entry.get("labels") or {})
+        if labels.get("__scheme__") == "https":
+            del labels["__scheme__"]
+        else:
+            labels["__scheme__"] = "https"
+        out.append({"targets": entry["targets"], "labels": labels} if labels else {"targets": entry["targets"]})
     return out
+
+
+def _yaml(data):
+    from ansible.plugins.filter.core import to_nice_yaml  # pylint: disable=import-outside-toplevel
+
+    return to_nice_yaml(data, indent=2, width=1000)
+
+
+def target_owners(registry):
+    """{scrape job: component} for the components the stack installs: the role that deploys the
+    component publishes its hosts' file_sd files of that job (alertmanagers: where Prometheus
+    sends alerts, the alertmanager job's targets)."""
+    out = {}
+    for name, entry in sorted((registry or {}).items()):
+        metrics = (entry or {}).get("metrics")
+        if metrics and not entry.get("external"):
+            out[metrics.get("job") or name] = name
+    if "alertmanager" in out:
+        out["alertmanagers"] = out["alertmanager"]
+    return out
+
+
+def target_files(by_host, directory, kept_hosts=(), owned_jobs=()):
+    """{job: {host: entries}} -> stack_config entries <directory>/<job>/<host>.yml, readable by
+    Prometheus (0644: addresses, no secrets). For the jobs in owned_jobs and the hosts in
+    kept_hosts (site.yml's one pass, where each host's own role publishes its files right after
+    its service switched, publish_targets) the file may keep the other scheme: Prometheus goes on
+    scraping a target the way it is served until that target has switched (stack_tls on or off)."""
+    out = []
+    kept, owned = set(kept_hosts or ()), set(owned_jobs or ())
+    for job, hosts in sorted((by_host or {}).items()):
+        for host, entries in sorted((hosts or {}).items()):
+            entry = {"dest": f"{directory}/{job}/{host}.yml", "content": _yaml(entries), "mode": "0644"}
+            if job in owned and host in kept:
+                entry["accept"] = [_yaml(_flip_scheme(entries))]
+            out.append(entry)
+    return out
+
+
+def _deep_merge(base, over):
+    out = dict(base or {})
+    for key, value in (over or {}).items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def published_targets(component, host, scraper, registry, groups, hostvars, endpoint=False):
+    """stack_config entries that tell the Prometheus on inventory host scraper how component
+    now serves on host: that host's files of the component's jobs, byte for byte what the
+    prometheus role writes there (target_files), with that Prometheus's prometheus_inventory_jobs
+    merged over the registry's jobs and its disabled jobs left out.
+    endpoint: {address, scheme} where that Prometheus scrapes it instead ({} when it does not),
+    what stack_config's when_serving waits for."""
+    owners = target_owners(registry)
+    jobs = _deep_merge(scrape_jobs(registry), _lookup(hostvars, scraper, "prometheus_inventory_jobs", {}))
+    disabled = set(_lookup(hostvars, scraper, "prometheus_inventory_jobs_disabled", []) or [])
+    mine = {job: jobs[job] for job, owner in owners.items() if owner == component and job in jobs}
+    by_host = scrape_targets(mine, groups, hostvars, app_var=None, by_host=True)
+    if "alertmanagers" in owners and owners["alertmanagers"] == component and "alertmanager" in by_host:
+        by_host["alertmanagers"] = by_host["alertmanager"]
+    wanted = {job: {host: hosts[host]} for job, hosts in by_host.items()
+              if host in hosts and (job == "alertmanagers" or job not in disabled)}
+    if endpoint:
+        first = next((hosts[host][0] for _, hosts in sorted(wanted.items())), None)
+        return {"address": first["targets"][0], "scheme": (first.get("labels") or {}).get("__scheme__", "http")} if first else {}
+    directory = str(_lookup(hostvars, scraper, "prometheus_config_dir", "/etc/prometheus")) + "/file_sd"
+    return target_files(wanted, directory)
 
 
 def expand_globs(patterns):
@@ -562,6 +652,17 @@ def port_conflicts(groups, hostvars, registry):
                         for (host, port), c in sorted(claims.items()) if len(c) > 1]
 
 
+def config_switched(result):
+    """Whether a stack_config result changed what an installed service runs with: a file that
+    was there before has new content, or one was removed. A first install (every file new), a
+    skipped step or one that changed nothing is not a switch."""
+    result = result or {}
+    if not result.get("changed"):
+        return False
+    created = set(result.get("created") or [])
+    return bool([path for path in result.get("content_changed") or [] if path not in created] or result.get("removed"))
+
+
 def change_action(result, root, changes):
     """What the files a stack_config run changed or removed need: 'restart', 'reload' or
     'none'. changes: [[glob, action], ...] from the registry, globs relative to root (or
@@ -659,12 +760,16 @@ class FilterModule:
             "stack_component_urls": component_urls,
             "stack_datasource_urls": datasource_urls,
             "stack_change_action": change_action,
+            "stack_config_switched": config_switched,
             "stack_wrap": wrap,
             "stack_probe_check": probe_check,
             "stack_file_entries": file_entries,
             "stack_files_by_stem": files_by_stem,
             "stack_glob": expand_globs,
             "stack_scrape_targets": scrape_targets,
+            "stack_target_owners": target_owners,
+            "stack_target_files": target_files,
+            "stack_published_targets": published_targets,
             "stack_blackbox_probes": blackbox_probes,
             "stack_probe_problems": probe_problems,
             "stack_host_address": host_address,

@@ -16,7 +16,10 @@ options:
     type: list
     elements: dict
     required: true
-    description: 'Each {dest, content, owner, group, mode}; content of secret files comes in I(secrets).'
+    description:
+      - 'Each {dest, content, owner, group, mode, accept}; content of secret files comes in I(secrets).'
+      - 'accept: other contents the live file may keep (a target file that keeps the scheme its
+        target still serves); it is rewritten only when it holds neither.'
   secrets:
     type: dict
     default: {}
@@ -31,16 +34,28 @@ options:
     type: list
     elements: path
     default: []
-    description: Directories whose files not listed in I(files) are removed.
+    description: Directories whose files not listed in I(files) are removed; a glob names every directory it matches.
+  when_serving:
+    type: dict
+    description:
+      - '{address: "host:port", scheme: http|https, timeout: seconds}: write the files only once the
+        service at address speaks scheme (a TLS handshake succeeds, or fails while the port is open).
+        The module returns at once and a detached process on the host waits and writes: a target
+        file changes within a fraction of a second of its service switching (stack_tls).'
 author: monitoring-stack
 """
 
+import glob
 import grp
 import os
 import pwd
 import shlex
 import shutil
+import socket
+import ssl
 import subprocess
+import sys
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -72,6 +87,8 @@ def plan(files, secrets, prune):
             st = os.lstat(dest)
             with open(dest, "rb") as handle:
                 current = handle.read()
+            if current != data and current in [str(alt).encode("utf-8") for alt in spec.get("accept") or []]:
+                data = current
             if current != data:
                 reason = "content"
             elif (st.st_uid, st.st_gid, st.st_mode & 0o7777) != (uid, gid, mode):
@@ -84,7 +101,10 @@ def plan(files, secrets, prune):
                            "before": current if reason != "new" else b""})
     wanted = {os.path.normpath(spec["dest"]) for spec in files}
     removals = []
-    for directory in prune:
+    directories = []
+    for pattern in prune:
+        directories.extend(sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern])
+    for directory in directories:
         if not os.path.isdir(directory):
             continue
         for name in sorted(os.listdir(directory)):
@@ -155,6 +175,63 @@ def validate(root, command, writes, removals):
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def serving(address, scheme, timeout=1.0):
+    """Whether host:port answers as scheme: https when a TLS handshake succeeds (any certificate),
+    http when the port is open and the handshake fails (a plain server answers the hello with
+    an HTTP error or closes)."""
+    host, _, port = str(address).rpartition(":")
+    host = host.strip("[]")
+    try:
+        sock = socket.create_connection((host, int(port)), timeout)
+    except OSError:
+        return False
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with context.wrap_socket(sock, server_hostname=host or None):
+            return scheme == "https"
+    except (ssl.SSLError, ConnectionError, socket.timeout):
+        return scheme == "http"
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def write_when_serving(files, secrets, prune, wait, poll=0.2):
+    """Wait until wait["address"] speaks wait["scheme"] (at most wait["timeout"] seconds), then
+    apply the change; True when it was applied."""
+    deadline = time.monotonic() + float(wait.get("timeout") or 120)
+    while not serving(wait["address"], wait.get("scheme") or "http"):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+    writes, removals = plan(files, secrets, prune)
+    for item in writes:
+        write_file(item["dest"], item["data"], item["mode"], item["uid"], item["gid"])
+    for path in removals:
+        os.unlink(path)
+    return True
+
+
+def detach(work):
+    """Run work() in a process of its own that outlives the module (double fork, no inherited
+    output: the connection returns as soon as the module has answered)."""
+    if os.fork():
+        return
+    os.setsid()
+    if os.fork():
+        os._exit(0)  # pylint: disable=protected-access
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    try:
+        work()
+    finally:
+        os._exit(0)  # pylint: disable=protected-access
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -163,6 +240,7 @@ def main():
             root=dict(type="path"),
             validate=dict(type="str"),
             prune=dict(type="list", elements="path", default=[]),
+            when_serving=dict(type="dict"),
         ),
         supports_check_mode=True,
     )
@@ -181,6 +259,13 @@ def main():
     if module._diff:
         result["diff"] = diffs(writes, removals)
     if not result["changed"]:
+        module.exit_json(**result)
+    if p["when_serving"]:
+        # armed: the files change when the service switches, after this module has returned
+        result["armed"] = dict(p["when_serving"])
+        if not module.check_mode:
+            sys.stdout.flush()
+            detach(lambda: write_when_serving(p["files"], p["secrets"], p["prune"], p["when_serving"]))
         module.exit_json(**result)
     touches_root = p["root"] and any(
         os.path.commonpath([os.path.normpath(p["root"]), d]) == os.path.normpath(p["root"])

@@ -25,17 +25,19 @@ def test_a_host_runs_the_components_of_its_groups_in_deployment_order(filters, r
               "promtail": ["mon", "app"], "postgres_exporter": ["app"], "node_exporter": []}
     # node_exporter's group is empty: it runs on every host, first
     assert filters.host_components("mon", groups, registry, ORDER) == [
-        "node_exporter", "promtail", "alertmanager", "prometheus", "grafana"]
+        "prometheus", "node_exporter", "promtail", "alertmanager", "grafana"]
     assert filters.host_components("app", groups, registry, ORDER) == ["node_exporter", "postgres_exporter", "promtail"]
     assert filters.host_components("app", dict(groups, node_exporter=["mon"]), registry, ORDER) == [
         "postgres_exporter", "promtail"]
 
 
-def test_every_client_comes_after_what_it_points_at():
-    before = {"promtail": ["loki"], "prometheus": ["alertmanager", "victoriametrics", "node_exporter"],
-              "grafana": ["prometheus", "loki", "jaeger", "alertmanager", "victoriametrics"]}
+def test_every_client_comes_after_what_it_points_at_and_prometheus_before_its_targets():
+    before = {"promtail": ["loki"], "grafana": ["prometheus", "loki", "jaeger", "alertmanager", "victoriametrics"]}
     for client, servers in before.items():
         assert all(ORDER.index(s) < ORDER.index(client) for s in servers), (client, ORDER)
+    # a service switching to HTTPS waits for the CA in its host's Prometheus config (await_scrapers):
+    # Prometheus after it on the same host would never come
+    assert ORDER[0] == "prometheus"
 
 
 def test_the_deployment_order_and_the_registry_must_name_the_same_components(filters, registry):

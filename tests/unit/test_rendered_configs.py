@@ -92,20 +92,23 @@ def test_jaeger_ports_match_upstream(rendered):
     assert "--config=file:/etc/jaeger/config.yaml" in rendered["jaeger_unit"]["exec_start"]
 
 
+def flat_targets(rendered, job):
+    """The file_sd entries of a job over all its hosts' files."""
+    return [entry for _, entries in sorted(rendered["prometheus_targets"][job].items()) for entry in entries]
+
+
 def test_prometheus_scrapes_logs_and_traces_hosts(rendered):
-    targets = rendered["prometheus_targets"]
-    assert targets["loki"] == [{"targets": ["10.0.0.2:3100"]}]
-    assert targets["promtail"] == [{"targets": ["10.0.0.4:9080"]}, {"targets": ["10.0.0.2:9080"]}] or \
-        sorted(t["targets"][0] for t in targets["promtail"]) == ["10.0.0.2:9080", "10.0.0.4:9080"]
-    assert targets["jaeger"] == [{"targets": ["10.0.0.3:8888"]}]
-    assert targets["alertmanager"] == [{"targets": ["10.0.0.1:9093"]}]
+    assert flat_targets(rendered, "loki") == [{"targets": ["10.0.0.2:3100"]}]
+    assert sorted(t["targets"][0] for t in flat_targets(rendered, "promtail")) == ["10.0.0.2:9080", "10.0.0.4:9080"]
+    assert flat_targets(rendered, "jaeger") == [{"targets": ["10.0.0.3:8888"]}]
+    assert flat_targets(rendered, "alertmanager") == [{"targets": ["10.0.0.1:9093"]}]
 
 
 def test_prometheus_3_8_and_later_keep_retention_in_the_config_file(rendered):
     assert rendered["prometheus"]["storage"] == {"tsdb": {"retention": {"time": "15d"}}}
     assert not any(k.startswith("storage.tsdb.retention") for k in rendered["prometheus_flags"])
     assert rendered["prometheus"]["rule_files"] == ["rules/*.yml"]
-    assert rendered["prometheus"]["alerting"]["alertmanagers"][0]["file_sd_configs"][0]["files"] == ["file_sd/alertmanagers.yml"]
+    assert rendered["prometheus"]["alerting"]["alertmanagers"][0]["file_sd_configs"][0]["files"] == ["file_sd/alertmanagers/*.yml"]
 
 
 def test_prometheus_before_3_8_keeps_retention_in_flags(tmp_path_factory):
@@ -172,7 +175,7 @@ def test_prometheus_writes_to_the_inventory_store_as_one_replica_of_a_pair(rende
     assert prometheus["remote_write"] == [{
         "name": "victoriametrics-vm1", "url": "http://10.0.0.5:8428/api/v1/write", "write_relabel_configs": drop,
         "queue_config": {"capacity": 20000, "max_samples_per_send": 10000, "max_shards": 30}}]
-    assert rendered["prometheus_targets"]["victoriametrics"] == [{"targets": ["10.0.0.5:8428"]}]
+    assert flat_targets(rendered, "victoriametrics") == [{"targets": ["10.0.0.5:8428"]}]
 
 
 def test_victoriametrics_deduplicates_at_the_scrape_interval_of_the_prometheus_group(rendered, tmp_path_factory):

@@ -179,7 +179,7 @@ def test_stack_tls_renders_verifying_scrapes_and_alerting(tls_rendered, promtool
     assert jobs["node"]["tls_config"] == {"ca_file": "ca.crt"}
     assert jobs["node"]["basic_auth"]["password_file"] == "secrets/stack-node_exporter"
     assert jobs["loki"]["tls_config"] == {"ca_file": "ca.crt"} and "basic_auth" not in jobs["loki"]
-    assert {t["labels"]["__scheme__"] for t in out["prometheus_targets"]["node"]} == {"https"}
+    assert {t["labels"]["__scheme__"] for entries in out["prometheus_targets"]["node"].values() for t in entries} == {"https"}
     assert out["prometheus"]["alerting"]["alertmanagers"][0]["basic_auth"]["password_file"] == "secrets/stack-alertmanager"
     assert out["prometheus_flags"]["web.config.file"] == "/etc/prometheus/web.yml"
     assert out["alertmanager_flags"]["web.config.file"] == "/etc/alertmanager/web.yml"

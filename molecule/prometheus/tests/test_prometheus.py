@@ -49,10 +49,13 @@ def test_every_configured_alertmanager_is_used(host):
 
 
 def test_files_and_modes(host):
-    for path in ("/etc/prometheus/prometheus.yml", "/etc/prometheus/rules/stack-node.yml",
-                 "/etc/prometheus/file_sd/node.yml"):
+    for path in ("/etc/prometheus/prometheus.yml", "/etc/prometheus/rules/stack-node.yml"):
         f = host.file(path)
         assert (f.user, f.group, f.mode) == ("root", "prometheus", 0o640), path
+    # targets: one file per job and host, addresses only
+    for name in host_names("node_exporter") or host_names("all"):
+        f = host.file(f"/etc/prometheus/file_sd/node/{name}.yml")
+        assert (f.user, f.group, f.mode) == ("root", "root", 0o644), f.path
     data = host.file("/var/lib/prometheus")
     assert (data.user, data.mode) == ("prometheus", 0o750)
     assert host.service("prometheus").is_enabled
