@@ -418,6 +418,7 @@ def _flip_scheme(entries):
 
 
 def _yaml(data):
+    """YAML as every file the roles write from data is written (file_entries, target_files)."""
     from ansible.plugins.filter.core import to_nice_yaml  # pylint: disable=import-outside-toplevel
 
     return to_nice_yaml(data, indent=2, width=1000)
@@ -454,13 +455,6 @@ def target_files(by_host, directory, kept_hosts=(), owned_jobs=()):
     return out
 
 
-def _deep_merge(base, over):
-    out = dict(base or {})
-    for key, value in (over or {}).items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def published_targets(component, host, scraper, registry, groups, hostvars, endpoint=False):
     """stack_config entries that tell the Prometheus on inventory host scraper how component
     now serves on host: that host's files of the component's jobs, byte for byte what the
@@ -469,7 +463,10 @@ def published_targets(component, host, scraper, registry, groups, hostvars, endp
     endpoint: {address, scheme} where that Prometheus scrapes it instead ({} when it does not),
     what stack_config's when_serving waits for."""
     owners = target_owners(registry)
-    jobs = _deep_merge(scrape_jobs(registry), _lookup(hostvars, scraper, "prometheus_inventory_jobs", {}))
+    from ansible.utils.vars import merge_hash  # pylint: disable=import-outside-toplevel
+
+    # what the prometheus role's combine(prometheus_inventory_jobs, recursive=true) does
+    jobs = merge_hash(scrape_jobs(registry), _lookup(hostvars, scraper, "prometheus_inventory_jobs", {}) or {})
     disabled = set(_lookup(hostvars, scraper, "prometheus_inventory_jobs_disabled", []) or [])
     mine = {job: jobs[job] for job, owner in owners.items() if owner == component and job in jobs}
     by_host = scrape_targets(mine, groups, hostvars, app_var=None, by_host=True)
@@ -518,12 +515,10 @@ def files_by_stem(paths, prefix="", parse=False):
 def file_entries(mapping, directory, suffix="", group="root", mode="0640", secret=False):
     """{name: text or data} -> stack_config file entries <directory>/<name><suffix>; data is
     written as YAML."""
-    from ansible.plugins.filter.core import to_nice_yaml  # pylint: disable=import-outside-toplevel
-
     out = []
     for name, content in sorted((mapping or {}).items()):
         if not isinstance(content, str):
-            content = to_nice_yaml(content, indent=2, width=1000)
+            content = _yaml(content)
         entry = {"dest": f"{directory}/{name}{suffix}", "content": content, "group": group, "mode": mode}
         if secret:
             entry["secret"] = True

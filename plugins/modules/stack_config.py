@@ -150,6 +150,14 @@ def write_file(dest, data, mode, uid, gid):
     os.replace(tmp, dest)
 
 
+def apply(writes, removals):
+    """Carry out a plan on the live files."""
+    for item in writes:
+        write_file(item["dest"], item["data"], item["mode"], item["uid"], item["gid"])
+    for path in removals:
+        os.unlink(path)
+
+
 def validate(root, command, writes, removals):
     """Apply the change to a copy of root and run command on it; return (rc, output)."""
     root = os.path.normpath(root)
@@ -207,11 +215,7 @@ def write_when_serving(files, secrets, prune, wait, poll=0.2):
         if time.monotonic() > deadline:
             return False
         time.sleep(poll)
-    writes, removals = plan(files, secrets, prune)
-    for item in writes:
-        write_file(item["dest"], item["data"], item["mode"], item["uid"], item["gid"])
-    for path in removals:
-        os.unlink(path)
+    apply(*plan(files, secrets, prune))
     return True
 
 
@@ -278,10 +282,7 @@ def main():
             module.fail_json(msg=f"the new configuration was rejected; the live one is unchanged:\n{output}", **result)
     if module.check_mode:
         module.exit_json(**result)
-    for item in writes:
-        write_file(item["dest"], item["data"], item["mode"], item["uid"], item["gid"])
-    for path in removals:
-        os.unlink(path)
+    apply(writes, removals)
     module.exit_json(**result)
 
 
