@@ -37,6 +37,17 @@ def otel_problems(config):
     return problems
 
 
+LOOPBACK = ("127.", "localhost:", "[::1]:", "::1:")
+
+
+def relay_problems(address, var="jaeger_metrics_relay_address"):
+    """The metrics relay's receiver takes plain HTTP (stack_tls): it must stay on loopback."""
+    if not str(address).startswith(LOOPBACK):
+        return [f"{var} is {address!r}: the metrics relay's receiver is plain HTTP and must listen on "
+                "loopback (127.0.0.1:<port>, [::1]:<port> or localhost:<port>)"]
+    return []
+
+
 class FilterModule:
     def filters(self):
-        return {"jaeger_otel_problems": otel_problems}
+        return {"jaeger_otel_problems": otel_problems, "jaeger_relay_problems": relay_problems}

@@ -194,11 +194,19 @@ def jaeger(args):
         pull = (((reader or {}).get("pull") or {}).get("exporter") or {}).get("prometheus") or {}
         if pull.get("port"):
             bindings.append((pull.get("host") or "0.0.0.0", int(pull["port"]), {}, None))
-    # OTLP receivers: bound (over TLS when configured), nothing is stored
-    for name, spec in (((config.get("receivers") or {}).get("otlp") or {}).get("protocols") or {}).items():
-        endpoint = (spec or {}).get("endpoint") or ("0.0.0.0:4317" if name == "grpc" else "0.0.0.0:4318")
-        routes = None if name == "grpc" else {}
-        bindings.append((*split_endpoint(endpoint, 4317 if name == "grpc" else 4318), routes, server_tls(spec)))
+    # OTLP receivers (otlp, otlp/<name>): bound (over TLS when configured), nothing is stored
+    for receiver, rspec in (config.get("receivers") or {}).items():
+        if receiver.split("/")[0] != "otlp":
+            continue
+        for name, spec in ((rspec or {}).get("protocols") or {}).items():
+            endpoint = (spec or {}).get("endpoint") or ("0.0.0.0:4317" if name == "grpc" else "0.0.0.0:4318")
+            routes = None if name == "grpc" else {}
+            bindings.append((*split_endpoint(endpoint, 4317 if name == "grpc" else 4318), routes, server_tls(spec)))
+    # Prometheus exporters (prometheus, prometheus/<name>): bound (over TLS when configured), no
+    # metrics served
+    for exporter, spec in (config.get("exporters") or {}).items():
+        if exporter.split("/")[0] == "prometheus" and (spec or {}).get("endpoint"):
+            bindings.append((*split_endpoint(spec["endpoint"], 8889), {}, server_tls(spec)))
     serve(bindings)
 
 

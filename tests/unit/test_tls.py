@@ -18,6 +18,7 @@ from test_rendered_configs import render
 tls = load("lookup/stack_tls.py", "stack_tls_lookup")
 grafana = load("filter/grafana.py", "grafana_filters_tls")
 alertmanager = load("filter/alertmanager.py", "alertmanager_filters_tls")
+jaeger_filters = load("filter/jaeger.py", "jaeger_filters_tls")
 
 
 def names(pem):
@@ -113,9 +114,10 @@ def test_every_component_that_supports_it_is_protected(registry, filters):
                             "basic_auth": {"username": "monstack", "password_file": "secrets/stack-node_exporter"}}
     assert jobs["grafana"]["basic_auth"]["password_file"] == "secrets/stack-grafana"
     assert jobs["loki"] == jobs["promtail"] == {"tls_config": {"ca_file": "ca.crt"}}, "verified, no login"
-    # Jaeger's metrics port stays plain HTTP (its exporter has no TLS): no settings for its job
-    assert set(jobs) == {"alertmanager", "blackbox", "grafana", "loki", "node", "postgres", "prometheus", "promtail",
-                         "redis", "victoriametrics"}
+    # Jaeger's metrics come through its TLS relay: verified, no login (none upstream)
+    assert jobs["jaeger"] == {"tls_config": {"ca_file": "ca.crt"}}
+    assert set(jobs) == {"alertmanager", "blackbox", "grafana", "jaeger", "loki", "node", "postgres", "prometheus",
+                         "promtail", "redis", "victoriametrics"}
 
 
 def test_hosts_with_stack_tls_are_scraped_over_https_and_others_as_before(registry, filters):
@@ -126,13 +128,15 @@ def test_hosts_with_stack_tls_are_scraped_over_https_and_others_as_before(regist
     # the URLs other components are given follow the same rule
     urls = filters.component_urls(["a", "b"], hostvars, registry["alertmanager"])
     assert urls == ["https://a:9093", "http://b:9093"]
-    # Loki and Jaeger's query serve https; a port upstream cannot encrypt stays http
+    # Loki and Jaeger's query and metrics (through its relay) serve https; a port upstream cannot
+    # encrypt stays http (the relay's own receiver, on loopback)
     assert filters.component_urls(["a", "b"], hostvars, registry["loki"]) == ["https://a:3100", "http://b:3100"]
     assert filters.component_urls(["a"], hostvars, registry["jaeger"]) == ["https://a:16686"]
-    assert filters.component_urls(["a"], hostvars, registry["jaeger"], "metrics") == ["http://a:8888"]
-    groups["jaeger"] = ["a"]
-    assert filters.scrape_targets(filters.scrape_jobs(registry), groups, hostvars)["jaeger"][0].get("labels", {}).get(
-        "__scheme__", "http") == "http"
+    assert filters.component_urls(["a", "b"], hostvars, registry["jaeger"], "metrics") == ["https://a:8888", "http://b:8888"]
+    assert filters.component_urls(["a"], hostvars, registry["jaeger"], "metrics_relay") == ["http://a:4319"]
+    groups["jaeger"] = ["a", "b"]
+    assert [t.get("labels", {}).get("__scheme__", "http") for t in
+            filters.scrape_targets(filters.scrape_jobs(registry), groups, hostvars)["jaeger"]] == ["https", "http"]
 
 
 def test_grafana_verifies_the_ca_and_logs_in_to_protected_datasources():
@@ -248,13 +252,28 @@ def test_grafana_loki_promtail_and_jaeger_serve_the_host_certificate(tls_rendere
     assert promtail["server"]["http_tls_config"]["cert_file"] == "/etc/promtail/tls.crt"
     assert promtail["clients"] == [{"url": "https://10.0.0.2:3100/loki/api/v1/push",
                                     "tls_config": {"ca_file": "/etc/promtail/ca.crt"}}]
-    # Jaeger: OTLP receivers and the query service over TLS; health (loopback) and metrics stay plain
+    # Jaeger: OTLP receivers and the query service over TLS; health stays plain on loopback
     jaeger = out["jaeger"]
     tls = {"cert_file": "/etc/jaeger/tls.crt", "key_file": "/etc/jaeger/tls.key"}
     assert jaeger["receivers"]["otlp"]["protocols"]["grpc"]["tls"] == tls
     assert jaeger["receivers"]["otlp"]["protocols"]["http"]["tls"] == tls
     assert jaeger["extensions"]["jaeger_query"]["http"]["tls"] == jaeger["extensions"]["jaeger_query"]["grpc"]["tls"] == tls
     assert "tls" not in jaeger["extensions"]["healthcheckv2"]["http"]
+    # its own metrics: the internal exporter has no TLS, so no pull reader opens 8888; a periodic
+    # OTLP push to the relay's loopback receiver feeds a prometheus exporter serving 8888 over TLS
+    telemetry = jaeger["service"]["telemetry"]
+    assert telemetry["metrics"]["readers"] == [{"periodic": {"interval": 10000, "exporter": {"otlp": {
+        "protocol": "http/protobuf", "endpoint": "http://127.0.0.1:4319/v1/metrics"}}}}]
+    assert telemetry["resource"] == {"service.name": "jaeger", "service.instance.id": "mon1"}
+    assert jaeger["receivers"]["otlp/self"] == {"protocols": {"http": {"endpoint": "127.0.0.1:4319"}}}
+    assert jaeger["exporters"]["prometheus/self"] == {"endpoint": "0.0.0.0:8888", "tls": tls}
+    assert jaeger["service"]["pipelines"]["metrics/self"] == {"receivers": ["otlp/self"], "exporters": ["prometheus/self"]}
+    assert jaeger["service"]["pipelines"]["traces"]["receivers"] == ["otlp"], "spans still come in through otlp only"
+    assert not jaeger_filters.otel_problems(jaeger)
+    # Prometheus scrapes it over https, verifying the CA
+    assert {t["labels"]["__scheme__"] for entries in out["prometheus_targets"]["jaeger"].values() for t in entries} == {"https"}
+    job = next(j for j in out["prometheus"]["scrape_configs"] if j["job_name"] == "jaeger")
+    assert job["tls_config"] == {"ca_file": "ca.crt"} and "basic_auth" not in job
     for path in ("/etc/loki/tls.key", "/etc/promtail/tls.key", "/etc/promtail/ca.crt", "/etc/jaeger/tls.key",
                  "/etc/grafana/secrets/tls.key", "/etc/grafana/secrets/metrics_password"):
         assert path in out["files"]
@@ -266,6 +285,20 @@ def test_without_stack_tls_nothing_of_it_is_written(rendered_plain):
     assert "grpc_listen_address" not in rendered_plain["loki"]["server"]
     assert rendered_plain["promtail"]["clients"] == [{"url": "http://10.0.0.2:3100/loki/api/v1/push"}]
     assert not [f for f in rendered_plain["files"] if f.endswith(("tls.crt", "tls.key", "ca.crt", "webhook-ca.crt"))]
+    # Jaeger's own metrics: its internal exporter, scraped over plain HTTP, and no relay
+    jaeger = rendered_plain["jaeger"]
+    assert jaeger["service"]["telemetry"]["metrics"]["readers"] == [
+        {"pull": {"exporter": {"prometheus": {"host": "0.0.0.0", "port": 8888}}}}]
+    assert jaeger["service"]["telemetry"]["resource"] == {"service.name": "jaeger"}
+    assert "otlp/self" not in jaeger["receivers"] and "prometheus/self" not in (jaeger.get("exporters") or {})
+    assert "metrics/self" not in jaeger["service"]["pipelines"]
+
+
+def test_the_metrics_relay_must_listen_on_loopback():
+    for address in ("127.0.0.1:4319", "[::1]:4319", "localhost:4319"):
+        assert jaeger_filters.relay_problems(address) == [], address
+    problems = jaeger_filters.relay_problems("0.0.0.0:4319")
+    assert problems and "jaeger_metrics_relay_address" in problems[0] and "loopback" in problems[0]
 
 
 def test_webhooks_over_https_verify_the_ca_you_name():

@@ -133,10 +133,10 @@ def test_the_endpoint_a_switching_service_is_waited_on_is_where_prometheus_scrap
     for tls, scheme in ((True, "https"), (False, "http")):
         endpoint = filters.published_targets("redis_exporter", "app", "mon", registry, GROUPS, hostvars(tls), endpoint=True)
         assert endpoint == {"address": "10.0.0.2:9121", "scheme": scheme}
-    # Jaeger's own metrics port stays plain under stack_tls
+    # Jaeger's own metrics switch too (its relay serves them over TLS)
     groups = dict(GROUPS, jaeger=["app"])
     assert filters.published_targets("jaeger", "app", "mon", registry, groups, hostvars(True), endpoint=True) == {
-        "address": "10.0.0.2:8888", "scheme": "http"}
+        "address": "10.0.0.2:8888", "scheme": "https"}
     assert filters.published_targets("redis_exporter", "mon", "mon", registry, GROUPS, hostvars(True), endpoint=True) == {}
 
 

@@ -187,7 +187,8 @@ def test_registry_jobs_are_the_scrape_jobs_prometheus_had(filters, registry):
     assert jobs["node"] == {"groups": ["node_exporter", "all"], "port": 9100, "listen_var": "node_exporter_listen_address",
                             "path_var": "node_exporter_telemetry_path", "tls_var": "node_exporter_web_tls_cert",
                             "tls": "web_config"}
-    assert jobs["jaeger"] == {"groups": ["jaeger"], "port": 8888, "listen_var": "jaeger_metrics_address"}
+    # stack_tls serves it over TLS through the jaeger role's relay
+    assert jobs["jaeger"] == {"groups": ["jaeger"], "port": 8888, "listen_var": "jaeger_metrics_address", "tls": "config"}
     assert jobs["postgres"]["probes_var"] == "postgres_exporter_instances"
     assert jobs["postgres"]["probe_module_param"] == "auth_module"
 

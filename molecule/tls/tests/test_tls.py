@@ -29,10 +29,9 @@ KEYS = {"redis_exporter": "/etc/redis_exporter/server.key", "victoriametrics": "
 # scrape job and the binary's version flag of the components that are stand-ins offline
 MAYBE_STANDIN = {"grafana": ("grafana", "-v"), "loki": ("loki", "-version"), "promtail": ("promtail", "-version"),
                  "jaeger": ("jaeger", "version")}
-# ports of components that take no basic auth upstream (encrypted and verified only, docs/tls.md)
-NO_AUTH_PORTS = {3100: "loki", 9080: "promtail", 4317: "jaeger", 4318: "jaeger", 16686: "jaeger"}
-# Jaeger's own metrics: its exporter has no TLS setting upstream (docs/tls.md lists it)
-PLAIN_PORTS = {8888: "jaeger metrics"}
+# ports of components that take no basic auth upstream (encrypted and verified only, docs/tls.md);
+# 8888 is Jaeger's own metrics, served over TLS by its relay (its internal exporter has no TLS)
+NO_AUTH_PORTS = {3100: "loki", 9080: "promtail", 4317: "jaeger", 4318: "jaeger", 16686: "jaeger", 8888: "jaeger"}
 _standins = {}
 
 
@@ -97,11 +96,13 @@ def test_every_target_is_up_over_verified_tls():
     by_job = {}
     for target in found:
         by_job.setdefault(target["labels"]["job"], []).append(target["scrapeUrl"])
-    tls_jobs = ("prometheus", "alertmanager", "node", "blackbox", "redis", "victoriametrics", "grafana", "loki", "promtail")
-    assert set(by_job) >= set(tls_jobs) | {"jaeger"}
+    tls_jobs = ("prometheus", "alertmanager", "node", "blackbox", "redis", "victoriametrics", "grafana", "loki", "promtail",
+                "jaeger")
+    assert set(by_job) >= set(tls_jobs)
     for job in tls_jobs:
         assert all(url.startswith("https://") for url in by_job[job]), (job, by_job[job])
-    assert by_job["jaeger"] == [f"http://{SCAN}:8888/metrics"], "Jaeger's metrics port has no TLS upstream"
+    # Jaeger's own metrics through its relay: no plain listener is left for them
+    assert by_job["jaeger"] == [f"https://{SCAN}:8888/metrics"]
     assert len(by_job["node"]) == 3 and len(by_job["alertmanager"]) == 2
     # Prometheus sends its alerts to both Alertmanagers over TLS
     managers = api("/api/v1/alertmanagers")["activeAlertmanagers"]
@@ -114,9 +115,9 @@ def test_standin_grafana_loki_promtail_and_jaeger_serve_the_stacks_certificate(s
     Grafana's datasources and Promtail's pushes point at https, Loki's gRPC stays on loopback."""
     if not standin_jobs():
         pytest.skip("the real Grafana, Loki, Promtail and Jaeger run here: the scan and targets test cover them")
-    for port in (3000, 3100, 9080, 4318, 16686):
+    for port in (3000, 3100, 9080, 4318, 16686, 8888):
         assert served_certificate(scan, SCAN, port), port
-    assert not [p for p in listening_ports(SCAN) if p in (9096, 16685, 13133)], "gRPC/health ports left loopback"
+    assert not [p for p in listening_ports(SCAN) if p in (9096, 16685, 13133, 4319)], "gRPC/health/relay ports left loopback"
     host = get_host(SCAN)
     promtail = host.file("/etc/promtail/config.yml").content_string
     assert f"url: https://{SCAN}:3100/loki/api/v1/push" in promtail and "ca_file: /etc/promtail/ca.crt" in promtail
@@ -156,9 +157,6 @@ def test_no_port_serves_plain_http_nor_answers_without_the_password_or_to_anothe
             other = probe(scan, f"https://{name}:{port}/metrics", "--cacert /tmp/other-ca.crt")
             key = f"{name}:{port}"
             report[key] = {"plain http": plain, "https, no password": anonymous, "https, other CA": other}
-            if port in PLAIN_PORTS and name == SCAN:
-                report[key]["note"] = f"{PLAIN_PORTS[port]}: plain HTTP by design, no TLS upstream (docs/tls.md)"
-                continue
             # plain HTTP: a TLS port answers 400 ("client sent an HTTP request to an HTTPS server")
             # or drops the connection; never a 2xx
             assert not plain[1].startswith("2"), (name, port, plain)
