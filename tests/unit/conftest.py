@@ -59,6 +59,10 @@ def promtool(tmp_path_factory):
     return out / "promtool"
 
 
+class HostVars(dict):
+    """Stands in for Ansible's hostvars: {host: {var: value}}."""
+
+
 def role_filters(role: str):
     """plugins/filter/<role>.py: a role's own filters."""
     return load(f"filter/{role}.py", f"{role}_filters")

@@ -2,14 +2,11 @@
 hashmod sharding and Grafana's default datasource (plugins/filter/{stack,prometheus,grafana}.py)."""
 import pytest
 
+from conftest import HostVars
 from conftest import role_filters as load_role_filters
 
 prometheus = load_role_filters("prometheus")
 grafana = load_role_filters("grafana")
-
-
-class HostVars(dict):
-    """Stands in for Ansible's hostvars: {host: {var: value}}."""
 
 
 BASE = {"global": {"scrape_interval": "15s"}, "alerting": {"alertmanagers": []},

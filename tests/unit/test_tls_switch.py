@@ -8,9 +8,7 @@ import grp
 
 import yaml
 
-
-class HostVars(dict):
-    """Stands in for Ansible's hostvars: {host: {var: value}}."""
+from conftest import HostVars
 
 
 GROUPS = {"all": ["mon", "app"], "prometheus": ["mon"], "alertmanager": ["mon"], "redis_exporter": ["app"],

@@ -3,13 +3,10 @@ import pathlib
 
 import pytest
 
+from conftest import HostVars
 from conftest import role_filters as load_role_filters
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-class HostVars(dict):
-    """Stands in for Ansible's hostvars: {host: {var: value}}."""
 
 
 def test_scrape_targets_follow_groups_ports_and_schemes(filters):
