@@ -41,7 +41,7 @@ KINDS = {
 FORMATS = [
     (r"_version$", "version"),
     (r"_(listen_address|otlp_grpc_address|otlp_http_address|query_address|query_grpc_address|health_address|"
-     r"metrics_address|advertise_address)$", "listen"),
+     r"metrics_address|metrics_relay_address|advertise_address)$", "listen"),
     (r"_(artifact_url|external_url|root_url|artifact_mirror)$", "url"),
     (r"_(dir|root|path|cache)$", "path"),
     (r"_retention_size$", "size"),
