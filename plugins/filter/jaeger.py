@@ -2,6 +2,8 @@
 """Filters of the jaeger role."""
 from __future__ import annotations
 
+import ipaddress
+
 
 def otel_problems(config):
     """What an OpenTelemetry-collector (Jaeger v2) config references but does not define."""
@@ -37,12 +39,20 @@ def otel_problems(config):
     return problems
 
 
-LOOPBACK = ("127.", "localhost:", "[::1]:", "::1:")
+def _loopback(address):
+    """Whether a host:port listen address binds a loopback host (split as stack_local_url does)."""
+    host = str(address).rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def relay_problems(address, var="jaeger_metrics_relay_address"):
     """The metrics relay's receiver takes plain HTTP (stack_tls): it must stay on loopback."""
-    if not str(address).startswith(LOOPBACK):
+    if not _loopback(address):
         return [f"{var} is {address!r}: the metrics relay's receiver is plain HTTP and must listen on "
                 "loopback (127.0.0.1:<port>, [::1]:<port> or localhost:<port>)"]
     return []

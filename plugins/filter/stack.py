@@ -587,7 +587,7 @@ def component_urls(members, hostvars, entry, port=None, path=""):
     spec = _port_spec(entry, port)
     out = []
     for name in members or []:
-        # a port marked plain (upstream cannot serve TLS there, like Jaeger's metrics) stays http
+        # a port marked plain (upstream cannot serve TLS there, like Jaeger's health) stays http
         scheme = "https" if not spec.get("plain") and serves_tls(name, hostvars, entry) else "http"
         out.append(f"{scheme}://{service_address(name, hostvars, spec['var'], spec['port'])}{path}")
     return out
