@@ -2,7 +2,6 @@
 """Filters of the alertmanager role: secrets out of the config, receivers checked."""
 from __future__ import annotations
 
-import copy
 import re
 
 
@@ -22,11 +21,21 @@ AM_RECEIVER_SECRETS = {
 AM_HTTP_SECRETS = (("basic_auth", "password", "password_file"), ("authorization", "credentials", "credentials_file"))
 
 
+def _plain(value):
+    """A deep copy as plain dicts and lists (this file's filters edit it). copy.deepcopy of Ansible's
+    lazy templated containers also copies the variables they were templated with: a second a run."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
 def alertmanager_secrets(config, directory):
     """Move inline secrets of an Alertmanager config into files: returns {config, files}
     where each secret value became a *_file setting pointing at <directory>/<name> and
     files maps <name> to the secret. The config written to disk then holds no secret."""
-    config = copy.deepcopy(dict(config or {}))
+    config = _plain(dict(config or {}))
     files = {}
 
     def move(holder, key, file_key, name):
@@ -59,7 +68,7 @@ def webhook_ca(config, ca_file):
     """Every webhook receiver with an https URL verifies its server with ca_file (the CA named by
     alertmanager_webhook_ca_cert), unless its http_config already sets a CA of its own or skips
     verification. Only webhooks: other receivers talk to public services the system's CAs know."""
-    config = copy.deepcopy(dict(config or {}))
+    config = _plain(dict(config or {}))
     if not ca_file:
         return config
     for receiver in config.get("receivers") or []:

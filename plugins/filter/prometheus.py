@@ -114,9 +114,7 @@ def scaled_config(config, stores=(), queue=None, replica_label="", replica="", s
       written, over the queue settings only;
     - with shard_count > 1, a hashmod over each target's address in every scrape job that keeps
       the targets of this host's shard only."""
-    import copy  # pylint: disable=import-outside-toplevel
-
-    config = copy.deepcopy(config)
+    config = _plain(config)
     drop = [{"action": "labeldrop", "regex": re.escape(replica_label)}] if replica_label else []
     if replica_label:
         config.setdefault("global", {}).setdefault("external_labels", {}).setdefault(replica_label, replica)
@@ -139,6 +137,16 @@ def scaled_config(config, stores=(), queue=None, replica_label="", replica="", s
                 {"source_labels": ["__address__"], "modulus": count, "target_label": "__tmp_shard", "action": "hashmod"},
                 {"source_labels": ["__tmp_shard"], "regex": str(shard), "action": "keep"}]
     return config
+
+
+def _plain(value):
+    """A deep copy of YAML-like data as plain dicts and lists. copy.deepcopy of Ansible's lazy
+    templated containers also copies the variables they were templated with: seconds a run."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _version_at_least(version, major):
