@@ -136,13 +136,23 @@ def inventory(names, directory):
     return path
 
 
+def checkout_of(playbook):
+    """The checkout a playbook runs from (its ansible.cfg, roles and collection link): this one, or
+    another clone given by absolute path, e.g. PLAYBOOKS="/tmp/before/site.yml site.yml"."""
+    path = (ROOT / playbook).resolve()
+    for parent in path.parents:
+        if (parent / "ansible.cfg").is_file():
+            return parent
+    return ROOT
+
+
 def deploy(inv, directory, label, playbook):
     counts = directory / f"{label}-counts.json"
     env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="bench_counter",
                ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "benchmarks/callback_plugins"),
                BENCH_COUNTER_OUT=str(counts), ANSIBLE_FORKS=FORKS)
     start = time.monotonic()
-    proc = subprocess.run(["ansible-playbook", "-i", str(inv), playbook], cwd=ROOT, env=env,
+    proc = subprocess.run(["ansible-playbook", "-i", str(inv), playbook], cwd=checkout_of(playbook), env=env,
                           capture_output=True, text=True)
     wall = time.monotonic() - start
     if proc.returncode != 0:
@@ -181,6 +191,19 @@ def marginal(summary, key):
                      f"({a} → {b})" for a, b in zip(sizes, sizes[1:])) or "-"
 
 
+def print_profile(by_size, top=12):
+    """The tasks a no-op run spent most host-seconds on (largest size, first repetition)."""
+    n = max(by_size)
+    totals = {}
+    for counts in by_size[n][0]["noop"]["tasks"].values():
+        for task, seconds in counts.get("seconds", {}).items():
+            totals[task] = totals.get(task, 0.0) + seconds
+    print(f"\nno-op, {n} hosts: host-seconds per task (sum over hosts), top {top} of {len(totals)}, "
+          f"{sum(totals.values()):.1f} s in all\n")
+    for task, seconds in sorted(totals.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {seconds:6.1f} s  {task}")
+
+
 def main(args):
     sizes = [int(a) for a in args] or ([5, 10, 20] if WORKLOAD == "stack" else [1, 5, 10])
     results = {playbook: {} for playbook in PLAYBOOKS}
@@ -209,8 +232,9 @@ def main(args):
             summary[n] = {"first": first, "noop": noop, "tasks_monitoring": t_mon, "tasks_extra": t_extra,
                           "recap_noop": reps[0]["noop"]["recap"]}
         print(f"\nper extra host: first run {marginal(summary, 'first')}; no-op {marginal(summary, 'noop')}")
+        print_profile(by_size)
         report[playbook] = summary
-    out = ROOT / "benchmarks/results" / f"{WORKLOAD}-{TRANSPORT}-n{'-'.join(map(str, sizes))}-{datetime.date.today()}.json"
+    out = ROOT / "benchmarks/results" / f"{WORKLOAD}-{TRANSPORT}-n{'-'.join(map(str, sizes))}-{datetime.datetime.now():%Y-%m-%dT%H%M}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"forks": FORKS, "reps": REPS, "transport": TRANSPORT, "playbooks": report}, indent=1))
     print(f"\nraw figures: {out.relative_to(ROOT)}")
