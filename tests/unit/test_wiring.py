@@ -281,3 +281,28 @@ def test_tags_select_components_and_phases_together(filters, registry, tags, run
     chosen = {f"{c}/{p or 'service'}" for c in ("prometheus", "grafana") for p in ("install", "configure", None)
               if filters.selected(c, p, tags, registry)}
     assert chosen == runs
+
+
+class TemplatedDict(dict):
+    """Stands for Ansible 2.19's lazy templated dict: deep-copying one copies every variable it
+    was templated with (seconds on a large inventory)."""
+
+    def __deepcopy__(self, memo):
+        raise AssertionError("a filter deep-copied templated data")
+
+
+def test_config_filters_copy_their_input_without_deep_copying_templated_data():
+    prometheus, alertmanager = load_role_filters("prometheus"), load_role_filters("alertmanager")
+    config = TemplatedDict({"global": TemplatedDict({"scrape_interval": "15s"}), "alerting": TemplatedDict(),
+                            "scrape_configs": [TemplatedDict({"job_name": "node"})]})
+    out = prometheus.scaled_config(config, [], {}, "replica", "p1", shard_count=2, shard=1)
+    assert out["global"]["external_labels"] == {"replica": "p1"}
+    assert len(out["scrape_configs"][0]["relabel_configs"]) == 2
+    # the input is left as it was
+    assert config["global"] == {"scrape_interval": "15s"} and config["scrape_configs"] == [{"job_name": "node"}]
+    am = TemplatedDict({"global": TemplatedDict({"smtp_auth_password": "pw"}),
+                        "receivers": [TemplatedDict({"name": "r", "webhook_configs": [TemplatedDict({"url": "https://h/"})]})]})
+    assert alertmanager.alertmanager_secrets(am, "/s")["files"] == {"global-smtp_auth_password": "pw"}
+    hooked = alertmanager.webhook_ca(am, "/ca.crt")
+    assert hooked["receivers"][0]["webhook_configs"][0]["http_config"] == {"tls_config": {"ca_file": "/ca.crt"}}
+    assert am["global"] == {"smtp_auth_password": "pw"} and am["receivers"][0]["webhook_configs"] == [{"url": "https://h/"}]
