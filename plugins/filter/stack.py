@@ -477,8 +477,14 @@ def published_targets(component, host, scraper, registry, groups, hostvars, endp
     if endpoint:
         first = next((hosts[host][0] for _, hosts in sorted(wanted.items())), None)
         return {"address": first["targets"][0], "scheme": (first.get("labels") or {}).get("__scheme__", "http")} if first else {}
-    directory = str(_lookup(hostvars, scraper, "prometheus_config_dir", "/etc/prometheus")) + "/file_sd"
-    return target_files(wanted, directory)
+    return target_files(wanted, scraper_dir(scraper, hostvars) + "/file_sd")
+
+
+def scraper_dir(scraper, hostvars):
+    """The config directory of the Prometheus on inventory host scraper: its
+    prometheus_config_dir where the inventory sets one, else the role's default (role defaults
+    are not in another host's hostvars)."""
+    return str(_lookup(hostvars, scraper, "prometheus_config_dir", "/etc/prometheus"))
 
 
 def expand_globs(patterns):
@@ -765,6 +771,7 @@ class FilterModule:
             "stack_target_owners": target_owners,
             "stack_target_files": target_files,
             "stack_published_targets": published_targets,
+            "stack_scraper_dir": scraper_dir,
             "stack_blackbox_probes": blackbox_probes,
             "stack_probe_problems": probe_problems,
             "stack_host_address": host_address,

@@ -77,6 +77,10 @@ def test_publishing_follows_the_scrapers_own_job_settings(filters, registry):
     assert [e["dest"] for e in node] == ["/srv/prom/file_sd/node/app.yml"]
     assert yaml.safe_load(node[0]["content"])[0]["labels"]["__metrics_path__"] == "/node-metrics"
     assert filters.published_targets("redis_exporter", "app", "mon", registry, GROUPS, hv) == []
+    # where a switching service waits for the CA: that Prometheus's directory, the role's default
+    # when the inventory sets none
+    assert filters.scraper_dir("mon", hv) == "/srv/prom"
+    assert filters.scraper_dir("mon", hostvars(True)) == "/etc/prometheus"
 
 
 def test_a_switch_is_a_change_to_an_installed_service(filters):
