@@ -191,7 +191,7 @@ def marginal(summary, key):
                      f"({a} → {b})" for a, b in zip(sizes, sizes[1:])) or "-"
 
 
-def print_profile(by_size, top=12):
+def print_profile(by_size, top=int(os.environ.get("PROFILE_TOP", "12"))):
     """The tasks a no-op run spent most host-seconds on (largest size, first repetition)."""
     n = max(by_size)
     totals = {}
