@@ -100,7 +100,9 @@ def create(names):
 
 
 def destroy(names):
-    sh("podman", "rm", "-f", *names, check=False)
+    # --ignore: without it podman stops at the first missing name and leaves the others, e.g. the
+    # five containers of an earlier 5-host run before a 20-host one
+    sh("podman", "rm", "-f", "--ignore", *names, check=False)
 
 
 def inventory(names, directory):

@@ -192,3 +192,33 @@ def test_each_host_runs_its_components_in_its_own_order_whatever_the_other_hosts
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
         ran = {host: (tmp_path / host).read_text().split() for host in lists}
         assert ran == lists, f"attempt {attempt}"
+
+
+def test_the_check_play_runs_each_roles_checks_on_all_of_its_hosts_at_once(tmp_path):
+    """site.yml's check play (strategy linear), its include run as written (its loop_control): the
+    includes of one role on different hosts merge, so its checks run once for all of its hosts.
+    With the host in the loop label they stayed apart, and the play checked one host at a time."""
+    site = yaml.safe_load((COMMON.parent / "playbooks/site.yml").read_text())
+    include = next(task for task in site[1]["tasks"] if "ansible.builtin.include_role" in task)
+    lists = {"mon": ["p", "n", "a"], "am2": ["n", "b", "a"], "app1": ["n", "t"], "app2": ["n", "t"]}
+    for role in {r for roles in lists.values() for r in roles}:
+        (tmp_path / "roles" / role / "tasks").mkdir(parents=True)
+        (tmp_path / "roles" / role / "tasks/main.yml").write_text(yaml.safe_dump([
+            {"name": "Check the settings", "ansible.builtin.shell": f"echo {role} >> {tmp_path}/{{{{ inventory_hostname }}}}",
+             "changed_when": False}]))
+    task = dict(include, loop="{{ components }}")
+    task["ansible.builtin.include_role"] = {"name": "{{ _stack_component }}"}
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{"hosts": "all", "gather_facts": False, "tasks": [task]}]))
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {
+        host: {"components": roles, "ansible_connection": "local",
+               "ansible_python_interpreter": sys.executable} for host, roles in lists.items()}}}))
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(tmp_path / "roles"), ANSIBLE_FORKS="10")
+    proc = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    # every host checked each of its components
+    assert {host: sorted((tmp_path / host).read_text().split()) for host in lists} == \
+        {host: sorted(roles) for host, roles in lists.items()}
+    # one run of each role's check task, for all of its hosts together
+    runs = {role: proc.stdout.count(f"TASK [{role} : Check the settings]") for role in ("p", "n", "a", "b", "t")}
+    assert runs == {"p": 1, "n": 1, "a": 1, "b": 1, "t": 1}, proc.stdout[-3000:]
