@@ -161,64 +161,54 @@ def test_a_restarted_cluster_member_is_awaited_until_it_sees_its_peers_again(ser
         server.shutdown()
 
 
-def test_each_host_runs_its_components_in_its_own_order_whatever_the_other_hosts_run(tmp_path):
-    """site.yml's include of each host's components, run as written (its loop_control) under
-    strategy free on hosts whose lists share components in different places. Ansible merges
-    equal includes of different hosts into one (ansible/ansible#36978), which once let a host run
-    node_exporter before its own Prometheus: node_exporter then waited for that Prometheus's CA
-    until stack_tls_switch_timeout. Each include must stay its host's own."""
+def run_site_include(tmp_path, play, lists, strategy):
+    """Run the include_role task of site.yml's play number `play` as written (its loop_control),
+    with its role replaced by stand-ins: each role appends its name to a file per host. `lists`
+    maps each local host to its components. Returns the run and a function reading what each
+    host ran."""
     site = yaml.safe_load((COMMON.parent / "playbooks/site.yml").read_text())
-    include = next(task for task in site[2]["tasks"] if "ansible.builtin.include_role" in task)
-    lists = {"mon": ["p", "n", "a"], "am2": ["n", "b", "r", "a"], "scan": ["v", "n", "l", "t", "j", "g"],
-             "app1": ["n", "pg", "t"], "app2": ["n", "r", "t"], "edge": ["n", "b", "t"]}
+    include = next(task for task in site[play]["tasks"] if "ansible.builtin.include_role" in task)
     for role in {r for roles in lists.values() for r in roles}:
-        (tmp_path / "roles" / role / "tasks").mkdir(parents=True)
+        (tmp_path / "roles" / role / "tasks").mkdir(parents=True, exist_ok=True)
         (tmp_path / "roles" / role / "tasks/main.yml").write_text(yaml.safe_dump([
             {"name": "Note the role", "ansible.builtin.shell": f"echo {role} >> {tmp_path}/{{{{ inventory_hostname }}}}",
              "changed_when": False}]))
     task = dict(include, loop="{{ components }}")
     task["ansible.builtin.include_role"] = {"name": "{{ _stack_component }}"}
     (tmp_path / "play.yml").write_text(yaml.safe_dump(
-        [{"hosts": "all", "gather_facts": False, "strategy": "free", "tasks": [task]}]))
+        [{"hosts": "all", "gather_facts": False, "strategy": strategy, "tasks": [task]}]))
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {
         host: {"components": roles, "ansible_connection": "local",
                "ansible_python_interpreter": sys.executable} for host, roles in lists.items()}}}))
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(tmp_path / "roles"), ANSIBLE_FORKS="10")
+    for host in lists:
+        (tmp_path / host).unlink(missing_ok=True)
+    proc = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")],
+                          cwd=tmp_path, env=dict(os.environ, ANSIBLE_ROLES_PATH=str(tmp_path / "roles"), ANSIBLE_FORKS="10"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    return proc, {host: (tmp_path / host).read_text().split() for host in lists}
+
+
+def test_each_host_runs_its_components_in_its_own_order_whatever_the_other_hosts_run(tmp_path):
+    """site.yml's one pass (strategy free) on hosts whose lists share components in different
+    places. Ansible merges equal includes of different hosts into one (ansible/ansible#36978),
+    which once let a host run node_exporter before its own Prometheus: node_exporter then waited
+    for that Prometheus's CA until stack_tls_switch_timeout. Each include must stay its host's own."""
+    lists = {"mon": ["p", "n", "a"], "am2": ["n", "b", "r", "a"], "scan": ["v", "n", "l", "t", "j", "g"],
+             "app1": ["n", "pg", "t"], "app2": ["n", "r", "t"], "edge": ["n", "b", "t"]}
     for attempt in range(3):
-        for host in lists:
-            (tmp_path / host).unlink(missing_ok=True)
-        proc = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-        ran = {host: (tmp_path / host).read_text().split() for host in lists}
+        _, ran = run_site_include(tmp_path, 2, lists, "free")
         assert ran == lists, f"attempt {attempt}"
 
 
 def test_the_check_play_runs_each_roles_checks_on_all_of_its_hosts_at_once(tmp_path):
-    """site.yml's check play (strategy linear), its include run as written (its loop_control): the
-    includes of one role on different hosts merge, so its checks run once for all of its hosts.
-    With the host in the loop label they stayed apart, and the play checked one host at a time."""
-    site = yaml.safe_load((COMMON.parent / "playbooks/site.yml").read_text())
-    include = next(task for task in site[1]["tasks"] if "ansible.builtin.include_role" in task)
+    """site.yml's check play (strategy linear): the includes of one role on different hosts
+    merge, so its checks run once for all of its hosts. With the host in the loop label they
+    stayed apart, and the play checked one host at a time."""
     lists = {"mon": ["p", "n", "a"], "am2": ["n", "b", "a"], "app1": ["n", "t"], "app2": ["n", "t"]}
-    for role in {r for roles in lists.values() for r in roles}:
-        (tmp_path / "roles" / role / "tasks").mkdir(parents=True)
-        (tmp_path / "roles" / role / "tasks/main.yml").write_text(yaml.safe_dump([
-            {"name": "Check the settings", "ansible.builtin.shell": f"echo {role} >> {tmp_path}/{{{{ inventory_hostname }}}}",
-             "changed_when": False}]))
-    task = dict(include, loop="{{ components }}")
-    task["ansible.builtin.include_role"] = {"name": "{{ _stack_component }}"}
-    (tmp_path / "play.yml").write_text(yaml.safe_dump([{"hosts": "all", "gather_facts": False, "tasks": [task]}]))
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {
-        host: {"components": roles, "ansible_connection": "local",
-               "ansible_python_interpreter": sys.executable} for host, roles in lists.items()}}}))
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(tmp_path / "roles"), ANSIBLE_FORKS="10")
-    proc = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    # every host checked each of its components
-    assert {host: sorted((tmp_path / host).read_text().split()) for host in lists} == \
-        {host: sorted(roles) for host, roles in lists.items()}
-    # one run of each role's check task, for all of its hosts together
-    runs = {role: proc.stdout.count(f"TASK [{role} : Check the settings]") for role in ("p", "n", "a", "b", "t")}
+    proc, ran = run_site_include(tmp_path, 1, lists, "linear")
+    # every host checked each of its components (in any order: merging may change it, harmlessly)
+    assert {host: sorted(roles) for host, roles in ran.items()} == {host: sorted(roles) for host, roles in lists.items()}
+    # one run of each role's task, for all of its hosts together
+    runs = {role: proc.stdout.count(f"TASK [{role} : Note the role]") for role in ("p", "n", "a", "b", "t")}
     assert runs == {"p": 1, "n": 1, "a": 1, "b": 1, "t": 1}, proc.stdout[-3000:]
