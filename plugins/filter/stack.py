@@ -129,6 +129,24 @@ def selected(component, phase, run_tags, registry):
     return not (phase and phases and phase not in phases)
 
 
+def steps(component, run_tags, skip_tags, registry):
+    """The steps of a component's one task (stack_component) that run for the play's --tags and
+    --skip-tags: each as Ansible would run a task tagged [component, step] (the service step
+    also `always`), narrowed by `selected`. A tag that names no component and no step selects
+    only the service step, as it selected only the always-tagged task."""
+    run, skip = set(run_tags or ["all"]), set(skip_tags or [])
+    out = []
+    for step in PHASES:
+        tags = {component, step} | ({"always"} if step == "service" else set())
+        if step != "service" and not run & (tags | {"all", "tagged"}):
+            continue
+        if skip & (tags | {"tagged"}):
+            continue
+        if selected(component, None if step == "service" else step, run_tags, registry):
+            out.append(step)
+    return out
+
+
 def local_url(listen, scheme="http", path="/"):
     """URL to reach a service from its own host, given its listen address."""
     host, _, port = str(listen).rpartition(":")
@@ -751,6 +769,7 @@ class FilterModule:
             "stack_env_file": env_file,
             "stack_flags": flags,
             "stack_selected": selected,
+            "stack_steps": steps,
             "stack_remote_write_urls": remote_write_urls,
             "stack_remote_storage_problems": remote_storage_problems,
             "stack_collector_flags": collector_flags,

@@ -33,9 +33,12 @@ def test_names_the_variable_of_a_malformed_listen_address(tmp_path):
 def test_every_install_task_passes_the_installer_its_inputs():
     """stack_install reads nothing from the play: each role hands it its catalog entry and the
     shared settings (it used to read seven variables no task passed)."""
-    for path in sorted(ROOT.glob("roles/*/tasks/install.yml")):
-        task = next(t for t in yaml.safe_load(path.read_text()) if "monstack.observability.stack_install" in t)[
-            "monstack.observability.stack_install"]
+    paths = sorted(ROOT.glob("roles/*/tasks/deploy.yml"))
+    assert len(paths) == 11
+    for path in paths:
+        task = next(t for t in yaml.safe_load(path.read_text())
+                    if "install" in t.get("monstack.observability.stack_component", {}))[
+            "monstack.observability.stack_component"]["install"]
         component = task["component"]
         assert task["catalog"] == "{{ stack_catalog.%s }}" % component, path
         assert task["settings"] == "{{ stack_install_settings }}", path

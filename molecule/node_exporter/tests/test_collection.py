@@ -40,5 +40,5 @@ def test_the_built_collection_runs_its_roles_from_an_outside_playbook(host, tmp_
                          capture_output=True, text=True, timeout=600)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
-    assert "monstack.observability.node_exporter : Install the node_exporter release" in output, output[-3000:]
+    assert "monstack.observability.node_exporter : Install, configure and run node_exporter" in output, output[-3000:]
     assert re.search(rf"^{re.escape(TARGET)}\s+: ok=\d+\s+changed=0\s", output, re.M), output[-3000:]

@@ -84,7 +84,8 @@ def test_a_rolling_upgrade_keeps_accepting_alerts_and_notifies_once(host):
         sender.join()
     try:
         assert up.returncode == 0, up.output[-3000:]
-        restarts = task_results(up.output, "Run Alertmanager, reloading it for a new config, and wait until it is ready")
+        restarts = {host: result["service"] for host, result in task_results(
+            up.output, "Install, configure and run Alertmanager, reloading it for a new config, and wait until it is ready").items()}
         assert sorted(restarts) == sorted(MEMBERS), up.output[-3000:]
         assert all("restart" in r["actions"] and r["cluster"].startswith("sees 3 of 3") for r in restarts.values()), restarts
         windows = sorted(r["window"] for r in restarts.values())
