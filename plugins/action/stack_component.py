@@ -17,9 +17,10 @@ Arguments:
                  rules for the config directory); `restart` and `reload` add to what the changed
                  files need; `cluster_status_url` is left out when a file of
                  `cluster_switch_files` changed (members cannot see each other mid-switch)
-  defer_switch   when the config switched an installed service (stack_tls turned on or off),
-                 stop before the service step and return switched: site.yml's one pass then
-                 gets every Prometheus ready first (roles/stack/tasks/switch.yml)
+  defer_switch   when the config step changed what an installed service runs with
+                 (stack_tls turned on or off, for one), stop before the service step and
+                 return switched: site.yml's one pass then gets every Prometheus ready first
+                 (roles/stack/tasks/switch.yml) and runs the service step there
 
 Returns changed, failed, the result of each step run (install, config, service), switched and
 the config step's diff.
