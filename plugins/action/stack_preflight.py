@@ -8,8 +8,12 @@ controller, with no connection to the host:
   - types exactly as meta/argument_specs.yml declares them (strings from -e are accepted for
     int and bool, as Ansible would read them);
   - formats of str options, from their names (FORMATS below) or the task's `formats`;
-  - settings that only work together (`together`).
-Role-specific rules (receivers, schema periods, ...) live in each role's filter plugin.
+  - settings that only work together (`together`);
+  - then, only once all of those hold, the role's own rules (`problems`: bare Jinja
+    expressions, each a list of problems, like `when` conditions are bare expressions): a check
+    that assumes the types right never meets a wrong one. Their logic (receivers, schema
+    periods, ...) lives in each role's filter plugin.
+One task per role: site.yml's check play runs it for every component of every host.
 """
 from __future__ import annotations
 
@@ -169,6 +173,17 @@ def load_options(path):
         return yaml.safe_load(handle)["argument_specs"]["main"]["options"]
 
 
+def role_problems(templar, expressions):
+    """The problems the role's own rules find: each expression evaluates to a list of them."""
+    problems = []
+    for expression in expressions or []:
+        found = templar.evaluate_expression(expression)
+        if isinstance(found, str) or not isinstance(found, (list, tuple)):
+            raise AnsibleActionFail(f"problems: {expression} must give a list of problems, got {found!r}"[:300])
+        problems.extend(str(problem) for problem in found)
+    return problems
+
+
 class ActionModule(ActionBase):
     """stack_preflight: spec (path), formats ({var: kind}), together ([[var, ...]]), label."""
 
@@ -187,6 +202,8 @@ class ActionModule(ActionBase):
                 except Exception as exc:  # pylint: disable=broad-except
                     problems.append(f"{name} cannot be evaluated: {exc}")
         problems += check(options, values, args.get("formats"), args.get("together"))
+        if not problems:
+            problems = role_problems(self._templar, args.get("problems"))
         if problems:
             raise AnsibleActionFail(f"{args.get('label', 'settings')}: " + "; ".join(problems))
         result.update(changed=False, msg=f"{len(values)} settings checked")

@@ -100,19 +100,37 @@ FIRST_LISTEN = {role: next(n for n, s in options(role).items() if preflight.form
                 for role in ROLES if any(preflight.format_of(n, {}, s) == "listen" for n, s in options(role).items())}
 
 
+def run_role(tmp_path, role, extra):
+    """The real role against this machine in check mode, with extra vars; (rc, output)."""
+    play = tmp_path / "play.yml"
+    play.write_text(yaml.safe_dump([{"hosts": "all", "gather_facts": False, "roles": [role]}]))
+    env = {k: v for k, v in os.environ.items() if k not in ("ANSIBLE_VARS_PLUGINS", "ANSIBLE_VARS_ENABLED")}
+    env.update(ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    proc = subprocess.run(["ansible-playbook", "--check", "-i", "localhost,", "-c", "local", str(play),
+                           "-e", json.dumps(extra)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize("role", sorted(FIRST_LISTEN))
 def test_each_role_refuses_a_wrong_type_before_touching_the_host(tmp_path, role):
     """The real role, run against this machine in check mode: it stops in its first task with
     the variable named (the built-in validation alone would accept a dict for a str)."""
     name = FIRST_LISTEN[role]
-    play = tmp_path / "play.yml"
-    play.write_text(yaml.safe_dump([{"hosts": "all", "gather_facts": False, "roles": [role]}]))
-    env = {k: v for k, v in os.environ.items() if k not in ("ANSIBLE_VARS_PLUGINS", "ANSIBLE_VARS_ENABLED")}
-    env.update(ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    extra = {name: {"host": "0.0.0.0", "port": 1}, "grafana_admin_password": "a-long-test-password"}
-    proc = subprocess.run(["ansible-playbook", "--check", "-i", "localhost,", "-c", "local", str(play),
-                           "-e", json.dumps(extra)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0, out[-2000:]
+    rc, out = run_role(tmp_path, role, {name: {"host": "0.0.0.0", "port": 1}, "grafana_admin_password": "a-long-test-password"})
+    assert rc != 0, out[-2000:]
     assert f"{name} must be a str, got dict" in out, out[-3000:]
     assert "changed=0" in out, out[-2000:]
+
+
+def test_a_roles_own_rules_run_in_the_same_task_once_the_types_hold(tmp_path):
+    """One check task per role (site.yml's check play runs it for every component of every
+    host): the role's own rules (`problems`) come after the type checks, so a rule that
+    assumes a list never meets an int and fails with a Jinja error instead of the variable."""
+    both = {"node_exporter_collectors_enabled": ["systemd"], "node_exporter_collectors_disabled": ["systemd"]}
+    rc, out = run_role(tmp_path, "node_exporter", both)
+    assert rc != 0 and "node_exporter settings: collectors systemd are in both node_exporter_collectors_enabled " \
+        "and node_exporter_collectors_disabled" in out, out[-3000:]
+    rc, out = run_role(tmp_path, "node_exporter", dict(both, node_exporter_collectors_enabled=5))
+    assert rc != 0 and "node_exporter_collectors_enabled must be a list, got int" in out, out[-3000:]
+    assert "intersect" not in out, out[-3000:]
+    assert len(yaml.safe_load((ROOT / "roles/node_exporter/tasks/preflight.yml").read_text())) == 1
