@@ -1,11 +1,16 @@
 # -*- coding: utf-8 -*-
-"""Install, configure and run one component in one task: the stack_install, stack_config and
-stack_service actions, in that order, on the same host and with the same guarantees (each is
-run as its own task would run it), for the steps asked.
+"""Install, configure and run one component in one task, and on a run that changes nothing in
+one round trip: the stack_component module runs the install, config and service steps on the
+host, each as its own module would (module_utils), and comes back to the controller only where
+the controller has to act:
 
-Why one task: on a run that changes nothing (most runs) each task costs Ansible's main process
-far more than the module call itself, and site.yml runs about ten components per host. One task
-per component instead of six halves a no-op of the whole stack (benchmarks/README.md).
+  install  the release is not installed: the archive is verified in the controller cache
+           (fetched once, as stack_install does), pushed, and the module called again with it
+  service  a restart of a clustered component waits for one of stack_rolling_batch slots
+           (stack_service's action takes it and restarts)
+
+Why: on a run that changes nothing (most runs) each task and each round trip costs far more than
+the work on the host, and site.yml runs about ten components per host (benchmarks/README.md).
 
 Arguments:
   steps          which of install, configure, service run (the stack_steps filter reads them
@@ -29,45 +34,43 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
-from ansible_collections.monstack.observability.plugins.filter.stack import change_action, config_switched
+from ansible_collections.monstack.observability.plugins.action import stack_config, stack_install
+from ansible_collections.monstack.observability.plugins.module_utils.stack_component import (RESULT_KEYS, STEPS,
+                                                                                              service_args)
 
-STEPS = ("install", "configure", "service")
-ACTIONS = {"install": "monstack.observability.stack_install",
-           "configure": "monstack.observability.stack_config",
-           "service": "monstack.observability.stack_service"}
-RESULT_KEYS = {"install": "install", "configure": "config", "service": "service"}
-
-
-def service_args(service, config_result):
-    """stack_service's arguments for a config step's result: restart or reload when the changed
-    files need it (the service's changes: {root, rules}, the registry's rules for its config
-    directory) or the caller asks for it, no peer check while a file of cluster_switch_files
-    changed. Arguments given as none are left out."""
-    args = {k: v for k, v in dict(service).items() if v is not None}
-    changes = args.pop("changes", None)
-    switch_files = set(args.pop("cluster_switch_files", None) or [])
-    config_result = config_result or {}
-    action = change_action(config_result, changes["root"], changes["rules"]) if changes else "none"
-    args["restart"] = bool(args.get("restart")) or action == "restart"
-    args["reload"] = bool(args.get("reload")) or action == "reload"
-    touched = set(config_result.get("content_changed") or []) | set(config_result.get("removed") or [])
-    if switch_files & touched:
-        args.pop("cluster_status_url", None)
-    return args
+display = Display()
+MODULE = "monstack.observability.stack_component"
 
 
 class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+    TRANSFERS_FILES = True
+    _requires_connection = True
 
-    def _step(self, step, args, task_vars):
-        """Run one step's action as its own task would, on this task's host and connection."""
-        task = self._task.copy()
-        task.args = args
-        action = self._shared_loader_obj.action_loader.get(
-            ACTIONS[step], task=task, connection=self._connection, play_context=self._play_context,
-            loader=self._loader, templar=self._templar, shared_loader_obj=self._shared_loader_obj)
-        return action.run(task_vars=task_vars)
+    def _module_args(self, args, steps, task_vars):
+        """The module's arguments: the install target, the rendered files, the service's
+        arguments (asked to defer a restart that needs a rolling slot)."""
+        out = {"steps": steps, "defer_switch": bool(args.get("defer_switch"))}
+        fetch = None
+        if "install" in steps:
+            install = dict(args["install"])
+            # a notice the role wants every run to show (identical warnings are shown once)
+            notice = install.pop("warn", None)
+            if notice:
+                display.warning(str(notice))
+            spec, out["install"], settings = stack_install.install_target(install)
+            fetch = (spec, settings)
+        if "configure" in steps:
+            out["config"] = stack_config.module_args(self, args["config"], task_vars)
+        if "service" in steps:
+            service = {k: v for k, v in dict(args["service"]).items() if v is not None}
+            if int(service.pop("rolling_batch", 0) or 0) > 0:
+                service["defer_restart"] = True
+            out["service"] = service
+        if args.get("config_result") is not None:
+            out["config_result"] = args["config_result"]
+        return out, fetch
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -79,32 +82,47 @@ class ActionModule(ActionBase):
         for step in steps:
             if not isinstance(args.get(RESULT_KEYS[step]), dict):
                 raise AnsibleActionFail(f"step {step} needs its arguments ({RESULT_KEYS[step]})")
-        result.update(changed=False, switched=False)
-        warnings = []
-        config_result = args.get("config_result")
-        for step in STEPS:
-            if step not in steps:
-                continue
-            if step == "service":
-                if args.get("defer_switch") and config_switched(config_result):
-                    result["switched"] = True
-                    break
-                outcome = self._step(step, service_args(args["service"], config_result), task_vars)
-            else:
-                outcome = self._step(step, dict(args[RESULT_KEYS[step]]), task_vars)
-            result[RESULT_KEYS[step]] = outcome
-            warnings.extend(outcome.pop("warnings", None) or [])
-            if step == "configure":
-                config_result = outcome
-                if outcome.get("diff"):
-                    result["diff"] = outcome["diff"]
-            result["changed"] = result["changed"] or bool(outcome.get("changed"))
-            if outcome.get("failed"):
-                result.update(failed=True, msg=f"{step}: {outcome.get('msg', 'failed')}")
-                for key in ("stderr", "stdout", "rc", "journal"):
-                    if key in outcome:
-                        result[key] = outcome[key]
-                break
-        if warnings:
-            result["warnings"] = warnings
+        if not steps:
+            result.update(changed=False, switched=False)
+            return result
+        module_args, fetch = self._module_args(args, steps, task_vars)
+        outcome = self._execute_module(MODULE, module_args=module_args, task_vars=task_vars)
+        installing = (outcome.get("install") or {}).get("needs_archive") and not outcome.get("failed")
+        if installing and self._task.check_mode:
+            # what would be installed, from where (the archive is verified in the cache all the same)
+            spec, settings = fetch
+            _, _, source = stack_install.cached_archive(spec, settings, outcome["install"]["arch"])
+            outcome["install"].update(changed=True, source=source)
+            outcome["changed"] = True
+        elif installing:
+            spec, settings = fetch
+            module_args["install"], tmpdir = stack_install.push_archive(
+                self, spec, module_args["install"], settings, outcome["install"]["arch"])
+            outcome = self._execute_module(MODULE, module_args=module_args, task_vars=task_vars)
+            self._remove_tmp_path(tmpdir)
+            if isinstance(outcome.get("install"), dict):
+                outcome["install"]["source"] = module_args["install"]["source"]
+        if outcome.get("pending") == "service" and not outcome.get("failed"):
+            outcome = self._rolling_restart(args, outcome, task_vars)
+        result.update(outcome)
         return result
+
+    def _rolling_restart(self, args, outcome, task_vars):
+        """The restart the module deferred, through stack_service's action: one rolling slot."""
+        config_result = outcome.get("config") if "config" in outcome else args.get("config_result")
+        task = self._task.copy()
+        task.args = service_args(args["service"], config_result)
+        action = self._shared_loader_obj.action_loader.get(
+            "monstack.observability.stack_service", task=task, connection=self._connection,
+            play_context=self._play_context, loader=self._loader, templar=self._templar,
+            shared_loader_obj=self._shared_loader_obj)
+        restarted = action.run(task_vars=task_vars)
+        outcome = dict(outcome, service=restarted)
+        outcome.pop("pending", None)
+        outcome["changed"] = bool(outcome.get("changed") or restarted.get("changed"))
+        for key in ("warnings",):
+            if restarted.get(key):
+                outcome[key] = list(outcome.get(key) or []) + list(restarted[key])
+        if restarted.get("failed"):
+            outcome.update(failed=True, msg=f"service: {restarted.get('msg', 'failed')}")
+        return outcome

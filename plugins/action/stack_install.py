@@ -160,6 +160,70 @@ def ensure_cached(spec, arch, cache_dir, mirror=None, staged_dir=None):
 SETTINGS = ("install_root", "bin_dir", "keep_releases", "artifact_cache", "artifact_mirror", "artifact_dir")
 
 
+def install_target(args):
+    """(spec, target, settings) of stack_install's arguments: what the controller fetches (spec:
+    component, version, url, checksums_url, sha256, vars) and the module's arguments (target)."""
+    component = args["component"]
+    # everything it uses comes in as arguments: the catalog entry and the shared settings
+    catalog, settings = args.get("catalog"), args.get("settings") or {}
+    if not isinstance(catalog, dict) or not catalog.get("url"):
+        raise AnsibleActionFail(f"stack_install needs catalog: the stack_catalog entry of {component}")
+    missing = [k for k in SETTINGS if k not in settings]
+    if missing:
+        raise AnsibleActionFail(f"stack_install needs settings ({{{{ stack_install_settings }}}}), missing: "
+                                f"{', '.join(missing)}")
+    version = str(args["version"])
+    sha256 = {}
+    for table in (catalog.get("sha256") or {}, args.get("sha256") or {}):
+        for ver, hashes in table.items():
+            sha256.setdefault(str(ver), {}).update({a: h for a, h in (hashes or {}).items() if h})
+    spec = {
+        "component": component,
+        "version": version,
+        "url": args.get("url") or catalog["url"],
+        "checksums_url": args.get("checksums_url") or catalog.get("checksums_url"),
+        "sha256": sha256,
+        "vars": dict(catalog.get("vars") or {}, **(args.get("vars") or {})),
+        "strip": catalog.get("strip") or "",
+        "rename": catalog.get("rename") or {},
+    }
+    target = {
+        "component": component,
+        "version": version,
+        "format": "zip" if spec["url"].endswith(".zip") else "tar.gz",
+        "links": catalog.get("links") or {},
+        "sha256": sha256.get(version) or {},
+        "root": settings["install_root"],
+        "bin_dir": settings["bin_dir"],
+        "keep": int(settings["keep_releases"]),
+    }
+    target.update({k: args[k] for k in ("user", "group", "home", "groups", "directories") if args.get(k) is not None})
+    return spec, target, settings
+
+
+def cached_archive(spec, settings, arch):
+    """ensure_cached for the host's architecture, with the shared settings; its errors as the
+    task's failure naming the component, version and architecture."""
+    try:
+        return ensure_cached(spec, arch, os.path.expanduser(settings["artifact_cache"] or "~/.cache/monitoring-stack"),
+                             mirror=settings["artifact_mirror"] or None, staged_dir=settings["artifact_dir"] or None)
+    except (ArtifactError, OSError) as exc:
+        raise AnsibleActionFail(f"{spec['component']} {spec['version']} ({arch}): {exc}") from exc
+
+
+def push_archive(action, spec, target, settings, arch):
+    """Verify the archive in the controller cache (fetching it once), copy it to the host and
+    return (the module's arguments to install it, the host's temporary directory to remove)."""
+    path, digest, source = cached_archive(spec, settings, arch)
+    tmpdir = action._connection._shell.tmpdir or action._make_tmp_path()
+    remote = action._connection._shell.join_path(tmpdir, os.path.basename(path))
+    action._transfer_file(path, remote)
+    action._fixup_perms2((tmpdir, remote))
+    return dict(target, archive=remote, archive_sha256=digest, source=source,
+                strip=expand(spec["strip"], spec["version"], arch, spec["vars"]),
+                rename={expand(k, spec["version"], arch, spec["vars"]): v for k, v in spec["rename"].items()}), tmpdir
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = True
     _requires_connection = True
@@ -171,64 +235,17 @@ class ActionModule(ActionBase):
         notice = args.pop("warn", None)
         if notice:
             display.warning(str(notice))
-        component = args["component"]
-        # everything it uses comes in as arguments: the catalog entry and the shared settings
-        catalog, settings = args.get("catalog"), args.get("settings") or {}
-        if not isinstance(catalog, dict) or not catalog.get("url"):
-            raise AnsibleActionFail(f"stack_install needs catalog: the stack_catalog entry of {component}")
-        missing = [k for k in SETTINGS if k not in settings]
-        if missing:
-            raise AnsibleActionFail(f"stack_install needs settings ({{{{ stack_install_settings }}}}), missing: "
-                                    f"{', '.join(missing)}")
-        version = str(args["version"])
-        sha256 = {}
-        for table in (catalog.get("sha256") or {}, args.get("sha256") or {}):
-            for ver, hashes in table.items():
-                sha256.setdefault(str(ver), {}).update({a: h for a, h in (hashes or {}).items() if h})
-        spec = {
-            "component": component,
-            "version": version,
-            "url": args.get("url") or catalog["url"],
-            "checksums_url": args.get("checksums_url") or catalog.get("checksums_url"),
-            "sha256": sha256,
-            "vars": dict(catalog.get("vars") or {}, **(args.get("vars") or {})),
-        }
-        target = {
-            "component": component,
-            "version": version,
-            "format": "zip" if spec["url"].endswith(".zip") else "tar.gz",
-            "links": catalog.get("links") or {},
-            "sha256": sha256.get(version) or {},
-            "root": settings["install_root"],
-            "bin_dir": settings["bin_dir"],
-            "keep": int(settings["keep_releases"]),
-        }
-        target.update({k: args[k] for k in ("user", "group", "home", "groups", "directories") if args.get(k) is not None})
-
+        spec, target, settings = install_target(args)
         probe = self._execute_module("monstack.observability.stack_install", module_args=target, task_vars=task_vars)
         if probe.get("failed") or not probe.get("needs_archive"):
             result.update(probe)
             return result
-
-        arch = probe["arch"]
-        target["strip"] = expand(catalog.get("strip") or "", version, arch, spec["vars"])
-        target["rename"] = {expand(k, version, arch, spec["vars"]): v for k, v in (catalog.get("rename") or {}).items()}
-        try:
-            path, digest, source = ensure_cached(
-                spec, arch, os.path.expanduser(settings["artifact_cache"] or "~/.cache/monitoring-stack"),
-                mirror=settings["artifact_mirror"] or None, staged_dir=settings["artifact_dir"] or None)
-        except (ArtifactError, OSError) as exc:
-            raise AnsibleActionFail(f"{component} {version} ({arch}): {exc}") from exc
-
         if self._task.check_mode:
+            _, _, source = cached_archive(spec, settings, probe["arch"])
             result.update(probe, changed=True, source=source)
             return result
-        tmpdir = self._connection._shell.tmpdir or self._make_tmp_path()
-        remote = self._connection._shell.join_path(tmpdir, os.path.basename(path))
-        self._transfer_file(path, remote)
-        self._fixup_perms2((tmpdir, remote))
-        target.update(archive=remote, archive_sha256=digest, source=source)
-        installed = self._execute_module("monstack.observability.stack_install", module_args=target, task_vars=task_vars)
+        installing, tmpdir = push_archive(self, spec, target, settings, probe["arch"])
+        installed = self._execute_module("monstack.observability.stack_install", module_args=installing, task_vars=task_vars)
         self._remove_tmp_path(tmpdir)
-        result.update(installed, source=source)
+        result.update(installed, source=installing["source"])
         return result

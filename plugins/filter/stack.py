@@ -8,6 +8,9 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.monstack.observability.plugins.module_utils.stack_component import change_action as _change_action
+from ansible_collections.monstack.observability.plugins.module_utils.stack_component import config_switched
+
 SAFE_ARG = re.compile(r"^[A-Za-z0-9_@%+=:,./\-\[\]]+$")
 
 
@@ -671,36 +674,12 @@ def port_conflicts(groups, hostvars, registry):
                         for (host, port), c in sorted(claims.items()) if len(c) > 1]
 
 
-def config_switched(result):
-    """Whether a stack_config result changed what an installed service runs with: a file that
-    was there before has new content, or one was removed. A first install (every file new), a
-    skipped step or one that changed nothing is not a switch."""
-    result = result or {}
-    if not result.get("changed"):
-        return False
-    created = set(result.get("created") or [])
-    return bool([path for path in result.get("content_changed") or [] if path not in created] or result.get("removed"))
-
-
 def change_action(result, root, changes):
-    """What the files a stack_config run changed or removed need: 'restart', 'reload' or
-    'none'. changes: [[glob, action], ...] from the registry, globs relative to root (or
-    absolute), first match per file wins; the strongest action over all files is returned."""
-    import fnmatch  # pylint: disable=import-outside-toplevel
-
-    rank = {"none": 0, "reload": 1, "restart": 2}
-    prefix = str(root).rstrip("/") + "/"
-    wanted = "none"
-    for path in list((result or {}).get("content_changed") or []) + list((result or {}).get("removed") or []):
-        rel = path[len(prefix):] if path.startswith(prefix) else path
-        for pattern, action in changes or []:
-            if action not in rank:
-                raise AnsibleFilterError(f"change rule {pattern}: action must be reload, restart or none, got {action!r}")
-            if fnmatch.fnmatchcase(rel, pattern):
-                if rank[action] > rank[wanted]:
-                    wanted = action
-                break
-    return wanted
+    """module_utils/stack_component.change_action (what changed files need), as a filter."""
+    try:
+        return _change_action(result, root, changes)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
 
 
 def instance_problems(instances, var, needs=("target",), target_pattern=None, target_hint=""):

@@ -2,11 +2,14 @@
 import importlib.util
 import os
 import pathlib
+import sys
 import tarfile
 
 import pytest
 
 COMMON = pathlib.Path(__file__).resolve().parents[2] / "plugins"
+# plugins import the collection's module_utils as Ansible does, through the repository's link
+sys.path.insert(0, str(COMMON.parent / ".collections"))
 
 
 def load(relpath: str, name: str):
@@ -23,17 +26,17 @@ def artifacts():
 
 @pytest.fixture(scope="session")
 def installer():
-    return load("modules/stack_install.py", "stack_install_module")
+    return load("module_utils/stack_install.py", "stack_install_utils")
 
 
 @pytest.fixture(scope="session")
 def config_writer():
-    return load("modules/stack_config.py", "stack_config_module")
+    return load("module_utils/stack_config.py", "stack_config_utils")
 
 
 @pytest.fixture(scope="session")
 def service():
-    return load("modules/stack_service.py", "stack_service_module")
+    return load("module_utils/stack_service.py", "stack_service_utils")
 
 
 @pytest.fixture(scope="session")

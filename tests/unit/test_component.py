@@ -1,39 +1,179 @@
-"""One task per component (plugins/action/stack_component.py): the install, config and service
-steps in order, as their own tasks ran them, and the steps --tags and --skip-tags choose."""
-import sys
+"""One task per component: the install, config and service steps in order on the host, as their
+own modules run them, in one module call (module_utils/stack_component.py); the controller
+(plugins/action/stack_component.py) steps in only to push a release or take a rolling slot; and
+the steps --tags and --skip-tags choose."""
 import types
 
 import pytest
 
-from conftest import COMMON, load
+from conftest import load  # noqa: E402
 
 REGISTRY = {"prometheus": {}, "grafana": {}, "node_exporter": {}}
-NOOP = {"install": {"changed": False}, "configure": {"changed": False, "content_changed": [], "removed": []},
+NOOP = {"install": {"changed": False, "arch": "amd64", "needs_archive": False},
+        "configure": {"changed": False, "content_changed": [], "removed": []},
         "service": {"changed": False, "actions": []}}
 
 
 @pytest.fixture(scope="module")
-def component():
-    # the action imports the collection's filters as Ansible does, through the repository's link
-    sys.path.insert(0, str(COMMON.parent / ".collections"))
+def host():
+    from ansible_collections.monstack.observability.plugins.module_utils import stack_component
+    return stack_component
+
+
+def run(host, p, results, check_mode=False):
+    """Run the module's steps with each step's host-side job replaced by one that records its
+    parameters and returns results[step] (or raises it, when it is an exception)."""
+    calls = []
+
+    def runner(step):
+        def job(args, check, diff, warn):
+            calls.append((step, dict(args)))
+            if isinstance(results[step], Exception):
+                raise results[step]
+            return dict(results[step])
+        return job
+
+    params = {"steps": ["install", "configure", "service"], "defer_switch": False, "config_result": None}
+    params.update(p)
+    return host.run(params, check_mode, runners={s: runner(s) for s in host.STEPS}), calls
+
+
+def params(**extra):
+    out = {"install": {"component": "loki"}, "config": {"files": []},
+           "service": {"name": "loki", "url_password": None,
+                       "changes": {"root": "/etc/loki", "rules": [["*.yml", "restart"]]}}}
+    out.update(extra)
+    return out
+
+
+def test_a_no_op_runs_the_three_steps_in_one_call_and_changes_nothing(host):
+    result, calls = run(host, params(), NOOP)
+    assert [step for step, _ in calls] == ["install", "configure", "service"]
+    assert result["changed"] is False and result["switched"] is False and "pending" not in result
+    # the service step gets neither the change rules nor arguments given as none, and the
+    # module's defaults for the rest, as the stack_service module's own call would
+    assert calls[2][1]["name"] == "loki" and calls[2][1]["restart"] is False and calls[2][1]["reload"] is False
+    assert calls[2][1]["enabled"] is True and calls[2][1]["ready_timeout"] == 60 and "changes" not in calls[2][1]
+    assert result["config"] == NOOP["configure"]
+
+
+def test_a_changed_file_restarts_or_reloads_as_the_change_rules_say(host):
+    changed = dict(NOOP, configure={"changed": True, "content_changed": ["/etc/loki/config.yml"], "removed": []})
+    result, calls = run(host, params(), changed)
+    assert result["changed"] and calls[2][1]["restart"] is True and calls[2][1]["reload"] is False
+    service = {"name": "prometheus", "changes": {"root": "/etc/p", "rules": [["prometheus.yml", "reload"]]}}
+    changed = dict(NOOP, configure={"changed": True, "content_changed": ["/etc/p/prometheus.yml"]})
+    _, calls = run(host, params(service=service), changed)
+    assert calls[2][1]["reload"] is True and calls[2][1]["restart"] is False
+    # a restart the caller asks for (Grafana's new plugins) holds without any changed file
+    _, calls = run(host, params(service=dict(service, restart=True)), NOOP)
+    assert calls[2][1]["restart"] is True
+
+
+def test_a_failed_step_stops_the_call_and_names_the_step(host):
+    failing = dict(NOOP, configure=host.StepError("amtool refused the config", {"validation": "line 3"}))
+    with pytest.raises(host.StepError) as caught:
+        run(host, params(), failing)
+    assert caught.value.msg == "configure: amtool refused the config"
+    assert caught.value.result["config"] == {"validation": "line 3"} and caught.value.result["install"] == NOOP["install"]
+
+
+def test_a_release_not_installed_yet_comes_back_for_its_archive_first(host):
+    """The controller pushes the archive and calls again: nothing is configured against a binary
+    that is not there. In check mode the other steps still say what they would do."""
+    missing = dict(NOOP, install={"changed": False, "arch": "arm64", "needs_archive": True})
+    result, calls = run(host, params(), missing)
+    assert [step for step, _ in calls] == ["install"] and result["pending"] == "install"
+    result, calls = run(host, params(), missing, check_mode=True)
+    assert [step for step, _ in calls] == ["install", "configure", "service"] and "pending" not in result
+
+
+def test_a_restart_waiting_for_a_rolling_slot_comes_back_to_the_controller(host):
+    deferred = dict(NOOP, service={"changed": False, "actions": [], "deferred": "binary changed"})
+    result, calls = run(host, params(service={"name": "alertmanager", "defer_restart": True}), deferred)
+    assert result["pending"] == "service" and calls[2][1]["defer_restart"] is True
+
+
+def test_a_switch_in_the_one_pass_stops_before_the_service_step(host):
+    """stack_tls turned on: an existing file changed. site.yml's one pass gets every Prometheus
+    ready before the service serves HTTPS (roles/stack/tasks/switch.yml); elsewhere it restarts."""
+    switched = dict(NOOP, configure={"changed": True, "content_changed": ["/etc/loki/config.yml"], "created": []})
+    result, calls = run(host, params(defer_switch=True), switched)
+    assert [step for step, _ in calls] == ["install", "configure"] and result["switched"] is True
+    # a first install (every file new) is no switch
+    first = dict(NOOP, configure={"changed": True, "content_changed": ["/etc/loki/config.yml"],
+                                  "created": ["/etc/loki/config.yml"]})
+    result, calls = run(host, params(defer_switch=True), first)
+    assert [step for step, _ in calls] == ["install", "configure", "service"] and result["switched"] is False
+    # the switch's own service step takes the config step's result from before
+    result, calls = run(host, {"steps": ["service"], "service": params()["service"],
+                               "config_result": switched["configure"]}, NOOP)
+    assert [step for step, _ in calls] == ["service"] and calls[0][1]["restart"] is True
+
+
+def test_a_gossip_switch_skips_the_peer_check_after_the_restart(host):
+    service = {"name": "alertmanager", "cluster_status_url": "http://127.0.0.1:9093/api/v2/status",
+               "cluster_switch_files": ["/etc/am/cluster-tls.yml"]}
+    _, calls = run(host, params(service=service), NOOP)
+    assert calls[2][1]["cluster_status_url"] and "cluster_switch_files" not in calls[2][1]
+    removed = dict(NOOP, configure={"changed": True, "removed": ["/etc/am/cluster-tls.yml"]})
+    _, calls = run(host, params(service=service), removed)
+    assert calls[2][1]["cluster_status_url"] is None
+
+
+def test_only_the_steps_asked_run_and_a_step_needs_its_arguments(host):
+    _, calls = run(host, params(steps=["configure", "service"]), NOOP)
+    assert [step for step, _ in calls] == ["configure", "service"]
+    _, calls = run(host, params(steps=[]), NOOP)
+    assert calls == []
+    with pytest.raises(host.StepError, match="step install needs its arguments"):
+        run(host, {"steps": ["install"]}, NOOP)
+
+
+def test_the_module_takes_each_steps_own_options(host):
+    """The module's options for each step are that step's module's: one spec each, shared."""
+    from ansible_collections.monstack.observability.plugins.module_utils import stack_config, stack_install, stack_service
+    spec = host.ARGUMENT_SPEC
+    assert spec["install"]["options"] is stack_install.ARGUMENT_SPEC
+    assert spec["config"]["options"] is stack_config.ARGUMENT_SPEC
+    assert {k: v for k, v in spec["service"]["options"].items() if k in stack_service.ARGUMENT_SPEC} == stack_service.ARGUMENT_SPEC
+    # the secrets never show in a result or log
+    assert stack_config.ARGUMENT_SPEC["secrets"]["no_log"] and stack_service.ARGUMENT_SPEC["url_password"]["no_log"]
+
+
+# --- the controller's part --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def action():
     return load("action/stack_component.py", "stack_component_action")
 
 
-def run(component, monkeypatch, args, results):
-    """Run the action with each step's action replaced by one that records its arguments and
-    returns results[step]."""
+def controller(action, monkeypatch, args, answers, check_mode=False):
+    """Run the action with the module's calls answered from answers (in order) and the archive
+    push and the rolling restart recorded."""
     calls = []
-    names = {name: step for step, name in component.ACTIONS.items()}
-    monkeypatch.setattr(component.ActionBase, "run", lambda self, tmp=None, task_vars=None: {})
-    plugin = component.ActionModule.__new__(component.ActionModule)
-    plugin._task = types.SimpleNamespace(args=args, copy=lambda: types.SimpleNamespace(args=None))
+    monkeypatch.setattr(action.ActionBase, "run", lambda self, tmp=None, task_vars=None: {})
+    plugin = action.ActionModule.__new__(action.ActionModule)
+    plugin._task = types.SimpleNamespace(args=args, check_mode=check_mode,
+                                         copy=lambda: types.SimpleNamespace(args=None))
+    pending = list(answers)
+
+    def execute(name, module_args=None, task_vars=None):
+        calls.append(("module", dict(module_args)))
+        return dict(pending.pop(0))
+
+    plugin._execute_module = execute
+    plugin._remove_tmp_path = lambda tmpdir: calls.append(("cleanup", tmpdir))
+    monkeypatch.setattr(action.stack_install, "push_archive", lambda act, spec, target, settings, arch: (
+        calls.append(("push", arch)) or dict(target, archive="/tmp/x/a.tar.gz", source="mirror"), "/tmp/x"))
+    monkeypatch.setattr(action.stack_install, "cached_archive", lambda spec, settings, arch: (
+        calls.append(("cache", arch)) or ("/c/a.tar.gz", "ab" * 32, "mirror")))
+    monkeypatch.setattr(action.stack_config, "module_args", lambda act, cfg, task_vars: dict(cfg))
 
     def get(name, task, **_):
-        step = names[name]
-
         def step_run(task_vars=None):
-            calls.append((step, dict(task.args)))
-            return dict(results[step])
+            calls.append(("rolling", dict(task.args)))
+            return {"changed": True, "actions": ["restart"]}
         return types.SimpleNamespace(run=step_run)
 
     plugin._shared_loader_obj = types.SimpleNamespace(action_loader=types.SimpleNamespace(get=get))
@@ -42,79 +182,62 @@ def run(component, monkeypatch, args, results):
     return plugin.run(task_vars={}), calls
 
 
-def args(**extra):
-    out = {"steps": ["install", "configure", "service"], "install": {"component": "loki"},
-           "config": {"files": []}, "service": {"name": "loki", "url_password": None,
-                                                "changes": {"root": "/etc/loki", "rules": [["*.yml", "restart"]]}}}
+CATALOG = {"url": "https://example.org/loki-{version}.zip"}
+SETTINGS = {"install_root": "/opt/monitoring", "bin_dir": "/usr/local/bin", "keep_releases": 2,
+            "artifact_cache": "", "artifact_mirror": "", "artifact_dir": ""}
+
+
+def task_args(**extra):
+    out = {"steps": ["install", "configure", "service"],
+           "install": {"component": "loki", "version": "3.0.0", "catalog": CATALOG, "settings": SETTINGS},
+           "config": {"files": []}, "service": {"name": "loki", "rolling_batch": 0, "url_password": None}}
     out.update(extra)
     return out
 
 
-def test_a_no_op_runs_the_three_steps_in_one_task_and_changes_nothing(component, monkeypatch):
-    result, calls = run(component, monkeypatch, args(), NOOP)
-    assert [step for step, _ in calls] == ["install", "configure", "service"]
-    assert result["changed"] is False and not result.get("failed") and result["switched"] is False
-    # the service step gets neither the change rules nor arguments given as none
-    assert calls[2][1] == {"name": "loki", "restart": False, "reload": False}
-    assert result["config"] == NOOP["configure"]
+def test_a_no_op_is_one_module_call(action, monkeypatch):
+    result, calls = controller(action, monkeypatch, task_args(), [dict(NOOP, changed=False, switched=False)])
+    assert [kind for kind, _ in calls] == ["module"]
+    sent = calls[0][1]
+    assert sent["install"]["component"] == "loki" and sent["install"]["format"] == "zip"
+    # a service without rolling restarts and arguments given as none: left out
+    assert sent["service"] == {"name": "loki"}
+    assert result["changed"] is False
 
 
-def test_a_changed_file_restarts_or_reloads_as_the_change_rules_say(component, monkeypatch):
-    changed = dict(NOOP, configure={"changed": True, "content_changed": ["/etc/loki/config.yml"], "removed": []})
-    result, calls = run(component, monkeypatch, args(), changed)
-    assert result["changed"] and calls[2][1]["restart"] is True and calls[2][1]["reload"] is False
-    service = {"name": "prometheus", "changes": {"root": "/etc/p", "rules": [["prometheus.yml", "reload"]]}}
-    changed = dict(NOOP, configure={"changed": True, "content_changed": ["/etc/p/prometheus.yml"]})
-    _, calls = run(component, monkeypatch, args(service=service), changed)
-    assert calls[2][1]["reload"] is True and calls[2][1]["restart"] is False
-    # a restart the caller asks for (Grafana's new plugins) holds without any changed file
-    _, calls = run(component, monkeypatch, args(service=dict(service, restart=True)), NOOP)
-    assert calls[2][1]["restart"] is True
+def test_a_first_install_pushes_the_archive_and_calls_again_with_it(action, monkeypatch):
+    first = dict(NOOP, install={"changed": True, "arch": "arm64", "needs_archive": True}, pending="install")
+    done = dict(NOOP, install={"changed": True, "installed": True}, changed=True)
+    result, calls = controller(action, monkeypatch, task_args(), [first, done])
+    assert [kind for kind, _ in calls] == ["module", "push", "module", "cleanup"]
+    assert calls[1][1] == "arm64" and calls[2][1]["install"]["archive"] == "/tmp/x/a.tar.gz"
+    assert result["changed"] and result["install"]["source"] == "mirror"
+    # in check mode nothing is pushed: the archive is verified in the cache and the install reported
+    first = dict(NOOP, install={"changed": False, "arch": "amd64", "needs_archive": True}, changed=False)
+    result, calls = controller(action, monkeypatch, task_args(), [first], check_mode=True)
+    assert [kind for kind, _ in calls] == ["module", "cache"] and result["changed"] and result["install"]["changed"]
 
 
-def test_a_failed_step_stops_the_task_and_names_the_step(component, monkeypatch):
-    failing = dict(NOOP, configure={"failed": True, "msg": "amtool refused the config"})
-    result, calls = run(component, monkeypatch, args(), failing)
-    assert [step for step, _ in calls] == ["install", "configure"]
-    assert result["failed"] and result["msg"] == "configure: amtool refused the config"
+def test_a_rolling_restart_takes_its_slot_through_the_service_action(action, monkeypatch):
+    changed = {"changed": True, "content_changed": ["/etc/am/alertmanager.yml"], "removed": []}
+    deferred = dict(NOOP, configure=None, config=changed, changed=True, pending="service",
+                    service={"changed": False, "actions": [], "deferred": "requested"})
+    service = {"name": "alertmanager", "rolling_batch": 1,
+               "changes": {"root": "/etc/am", "rules": [["alertmanager.yml", "restart"]]}}
+    result, calls = controller(action, monkeypatch, task_args(service=service), [deferred])
+    assert calls[0][1]["service"]["defer_restart"] is True and "rolling_batch" not in calls[0][1]["service"]
+    assert [kind for kind, _ in calls] == ["module", "rolling"]
+    assert calls[1][1]["rolling_batch"] == 1 and calls[1][1]["restart"] is True
+    assert result["service"]["actions"] == ["restart"] and "pending" not in result
 
 
-def test_a_switch_in_the_one_pass_stops_before_the_service_step(component, monkeypatch):
-    """stack_tls turned on: an existing file changed. site.yml's one pass gets every Prometheus
-    ready before the service serves HTTPS (roles/stack/tasks/switch.yml); elsewhere it restarts."""
-    switched = dict(NOOP, configure={"changed": True, "content_changed": ["/etc/loki/config.yml"], "created": []})
-    result, calls = run(component, monkeypatch, args(defer_switch=True), switched)
-    assert [step for step, _ in calls] == ["install", "configure"] and result["switched"] is True
-    # a first install (every file new) is no switch
-    first = dict(NOOP, configure={"changed": True, "content_changed": ["/etc/loki/config.yml"],
-                                  "created": ["/etc/loki/config.yml"]})
-    result, calls = run(component, monkeypatch, args(defer_switch=True), first)
-    assert [step for step, _ in calls] == ["install", "configure", "service"] and result["switched"] is False
-    # the switch's own service step takes the config step's result from before
-    result, calls = run(component, monkeypatch, {"steps": ["service"], "service": args()["service"],
-                                                 "config_result": switched["configure"]}, NOOP)
-    assert calls == [("service", {"name": "loki", "restart": True, "reload": False})]
-
-
-def test_a_gossip_switch_skips_the_peer_check_after_the_restart(component, monkeypatch):
-    service = {"name": "alertmanager", "cluster_status_url": "http://127.0.0.1:9093/api/v2/status",
-               "cluster_switch_files": ["/etc/am/cluster-tls.yml"]}
-    _, calls = run(component, monkeypatch, args(service=service), NOOP)
-    assert calls[2][1]["cluster_status_url"] and "cluster_switch_files" not in calls[2][1]
-    removed = dict(NOOP, configure={"changed": True, "removed": ["/etc/am/cluster-tls.yml"]})
-    _, calls = run(component, monkeypatch, args(service=service), removed)
-    assert "cluster_status_url" not in calls[2][1]
-
-
-def test_only_the_steps_asked_run_and_a_step_needs_its_arguments(component, monkeypatch):
-    _, calls = run(component, monkeypatch, args(steps=["configure", "service"]), NOOP)
-    assert [step for step, _ in calls] == ["configure", "service"]
-    _, calls = run(component, monkeypatch, args(steps=[]), NOOP)
-    assert calls == []
-    with pytest.raises(component.AnsibleActionFail, match="step install needs its arguments"):
-        run(component, monkeypatch, {"steps": ["install"]}, NOOP)
-    with pytest.raises(component.AnsibleActionFail, match="upgrade is not one of"):
-        run(component, monkeypatch, args(steps=["upgrade"]), NOOP)
+def test_the_controller_refuses_unknown_steps_and_steps_without_arguments(action, monkeypatch):
+    with pytest.raises(action.AnsibleActionFail, match="step install needs its arguments"):
+        controller(action, monkeypatch, {"steps": ["install"]}, [])
+    with pytest.raises(action.AnsibleActionFail, match="upgrade is not one of"):
+        controller(action, monkeypatch, task_args(steps=["upgrade"]), [])
+    result, calls = controller(action, monkeypatch, task_args(steps=[]), [])
+    assert calls == [] and result["changed"] is False
 
 
 @pytest.mark.parametrize("run_tags, skip_tags, prometheus, grafana", [

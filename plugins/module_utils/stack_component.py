@@ -1,0 +1,138 @@
+# -*- coding: utf-8 -*-
+"""Install, configure and run one component on its host in one module call (the stack_component
+module), and the rules that join the steps: what a changed file needs (change_action), whether a
+config change switches a running service (config_switched) and the service step's arguments
+(service_args). The controller's action and filters use these rules too: each lives here once.
+"""
+from __future__ import annotations
+
+import fnmatch
+
+from ansible_collections.monstack.observability.plugins.module_utils import stack_config, stack_install, stack_service
+from ansible_collections.monstack.observability.plugins.module_utils.stack_step import StepError
+
+STEPS = ("install", "configure", "service")
+RESULT_KEYS = {"install": "install", "configure": "config", "service": "service"}
+RANK = {"none": 0, "reload": 1, "restart": 2}
+
+# the service step's arguments and what joins it to the config step
+SERVICE_SPEC = dict(stack_service.ARGUMENT_SPEC,
+                    changes=dict(type="dict"),
+                    cluster_switch_files=dict(type="list", elements="path"))
+
+ARGUMENT_SPEC = dict(
+    steps=dict(type="list", elements="str", default=list(STEPS), choices=list(STEPS)),
+    install=dict(type="dict", options=stack_install.ARGUMENT_SPEC),
+    config=dict(type="dict", options=stack_config.ARGUMENT_SPEC),
+    config_result=dict(type="dict"),
+    service=dict(type="dict", options=SERVICE_SPEC),
+    defer_switch=dict(type="bool", default=False),
+)
+
+
+def config_switched(result):
+    """Whether a stack_config result changed what an installed service runs with: a file that
+    was there before has new content, or one was removed. A first install (every file new), a
+    skipped step or one that changed nothing is not a switch."""
+    result = result or {}
+    if not result.get("changed"):
+        return False
+    created = set(result.get("created") or [])
+    return bool([path for path in result.get("content_changed") or [] if path not in created] or result.get("removed"))
+
+
+def change_action(result, root, changes):
+    """What the files a stack_config run changed or removed need: 'restart', 'reload' or
+    'none'. changes: [[glob, action], ...] from the registry, globs relative to root (or
+    absolute), first match per file wins; the strongest action over all files is returned."""
+    prefix = str(root).rstrip("/") + "/"
+    wanted = "none"
+    for path in list((result or {}).get("content_changed") or []) + list((result or {}).get("removed") or []):
+        rel = path[len(prefix):] if path.startswith(prefix) else path
+        for pattern, action in changes or []:
+            if action not in RANK:
+                raise ValueError(f"change rule {pattern}: action must be reload, restart or none, got {action!r}")
+            if fnmatch.fnmatchcase(rel, pattern):
+                if RANK[action] > RANK[wanted]:
+                    wanted = action
+                break
+    return wanted
+
+
+def service_args(service, config_result):
+    """stack_service's arguments for a config step's result: restart or reload when the changed
+    files need it (the service's changes: {root, rules}, the registry's rules for its config
+    directory) or the caller asks for it, no peer check while a file of cluster_switch_files
+    changed. Arguments given as none are left out."""
+    args = {k: v for k, v in dict(service).items() if v is not None}
+    changes = args.pop("changes", None)
+    switch_files = set(args.pop("cluster_switch_files", None) or [])
+    config_result = config_result or {}
+    action = change_action(config_result, changes["root"], changes["rules"]) if changes else "none"
+    args["restart"] = bool(args.get("restart")) or action == "restart"
+    args["reload"] = bool(args.get("reload")) or action == "reload"
+    if switch_files & (set(config_result.get("content_changed") or []) | set(config_result.get("removed") or [])):
+        args.pop("cluster_status_url", None)
+    return args
+
+
+def with_defaults(spec, args):
+    """args with the defaults of spec for what they leave out (as the module's own call would)."""
+    return dict({name: option.get("default") for name, option in spec.items()}, **args)
+
+
+# the host-side job of each step: (parameters, check_mode, diff, warn) -> result, or StepError
+RUNNERS = {
+    "install": lambda p, check, diff, warn: stack_install.step(p, check),
+    "configure": lambda p, check, diff, warn: stack_config.run(p, check, diff),
+    "service": lambda p, check, diff, warn: stack_service.run(p, check, warn),
+}
+
+
+def run(p, check_mode=False, diff=False, warn=None, runners=None):
+    """The steps of p (ARGUMENT_SPEC) in order, each as its own module would run it.
+
+    Stops early, with `pending` naming the step, where the controller has to act first: the
+    release is not installed and its archive has to be pushed (install; not in check mode, where
+    the other steps still report what they would do), or a restart waits for a rolling slot
+    (service, asked with defer_restart). Stops with `switched` before the service step when
+    defer_switch is set and the config step changed what the running service runs with (site.yml's
+    one pass switches it once every Prometheus is ready). Raises StepError naming the step."""
+    runners = runners or RUNNERS
+    steps = list(p.get("steps") or [])
+    for step in steps:
+        if not isinstance(p.get(RESULT_KEYS[step]), dict):
+            raise StepError(f"step {step} needs its arguments ({RESULT_KEYS[step]})")
+    result = {"changed": False, "switched": False}
+    config_result = p.get("config_result")
+    for step in STEPS:
+        if step not in steps:
+            continue
+        if step == "service":
+            if p.get("defer_switch") and config_switched(config_result):
+                result["switched"] = True
+                break
+            try:
+                args = service_args(p["service"], config_result)
+            except ValueError as exc:
+                raise StepError(f"service: {exc}", result) from exc
+            args = with_defaults(stack_service.ARGUMENT_SPEC, args)
+        else:
+            args = p[RESULT_KEYS[step]]
+        try:
+            outcome = runners[step](args, check_mode, diff, warn)
+        except StepError as exc:
+            result[RESULT_KEYS[step]] = exc.result
+            raise StepError(f"{step}: {exc.msg}", result) from exc
+        result[RESULT_KEYS[step]] = outcome
+        result["changed"] = result["changed"] or bool(outcome.get("changed"))
+        if step == "configure":
+            config_result = outcome
+            if outcome.get("diff"):
+                result["diff"] = outcome["diff"]
+        if step == "install" and outcome.get("needs_archive") and not check_mode:
+            result["pending"] = "install"
+            break
+        if step == "service" and outcome.get("deferred"):
+            result["pending"] = "service"
+    return result

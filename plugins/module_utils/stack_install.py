@@ -1,0 +1,286 @@
+# -*- coding: utf-8 -*-
+"""Host side of the shared installer (plugins/action/stack_install.py), for the stack_install and
+stack_component modules.
+
+One call does the whole host-side job: the service's group and system user, its
+directories, and the versioned install directory behind stable links.  Without
+`archive` it only reports whether the requested release is already in place, so
+that the controller pushes an archive only to hosts that need it.
+"""
+from __future__ import annotations
+
+import grp
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tarfile
+import zipfile
+
+from ansible_collections.monstack.observability.plugins.module_utils.stack_step import StepError
+
+ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+MARKER = ".stack-release.json"
+
+
+def host_arch():
+    machine = os.uname().machine
+    if machine not in ARCHES:
+        raise ValueError(f"unsupported architecture {machine!r}: only x86_64 (amd64) and aarch64 (arm64) are supported")
+    return ARCHES[machine]
+
+
+def read_marker(path):
+    try:
+        with open(os.path.join(path, MARKER), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def release_installed(path, expected_sha256, links):
+    """A release counts as installed when its marker is there, names the expected
+    archive hash (when one is pinned) and every linked file exists."""
+    marker = read_marker(path)
+    if not marker:
+        return False
+    if expected_sha256 and marker.get("sha256") != expected_sha256:
+        return False
+    return all(os.path.exists(os.path.join(path, target)) for target in links.values())
+
+
+def ensure_group(name):
+    try:
+        grp.getgrnam(name)
+        return False
+    except KeyError:
+        subprocess.run(["groupadd", "--system", name], check=True, capture_output=True, text=True)
+        return True
+
+
+def ensure_user(name, group, home, groups):
+    changed = ensure_group(group)
+    wanted = set(g for g in groups if _group_exists(g))
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        shell = "/usr/sbin/nologin" if os.path.exists("/usr/sbin/nologin") else "/sbin/nologin"
+        cmd = ["useradd", "--system", "--gid", group, "--no-create-home", "--home-dir", home, "--shell", shell]
+        if wanted:
+            cmd += ["--groups", ",".join(sorted(wanted))]
+        subprocess.run(cmd + [name], check=True, capture_output=True, text=True)
+        return True
+    have = {g.gr_name for g in grp.getgrall() if name in g.gr_mem}
+    missing = wanted - have
+    if missing:
+        subprocess.run(["usermod", "--append", "--groups", ",".join(sorted(missing)), name],
+                       check=True, capture_output=True, text=True)
+        changed = True
+    if grp.getgrgid(entry.pw_gid).gr_name != group:
+        subprocess.run(["usermod", "--gid", group, name], check=True, capture_output=True, text=True)
+        changed = True
+    return changed
+
+
+def _group_exists(name):
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def ensure_directory(spec):
+    path = spec["path"]
+    mode = int(str(spec.get("mode", "0755")), 8)
+    uid = pwd.getpwnam(spec.get("owner", "root")).pw_uid
+    gid = grp.getgrnam(spec.get("group", "root")).gr_gid
+    changed = False
+    if not os.path.isdir(path):
+        os.makedirs(path, exist_ok=True)
+        changed = True
+    st = os.stat(path)
+    if (st.st_uid, st.st_gid) != (uid, gid):
+        os.chown(path, uid, gid)
+        changed = True
+    if st.st_mode & 0o7777 != mode:
+        os.chmod(path, mode)
+        changed = True
+    return changed
+
+
+def _safe_member(name, strip):
+    """Return the relative destination of an archive member, or None to skip it."""
+    name = name.lstrip("./") if name.startswith("./") else name
+    if strip:
+        prefix = strip.rstrip("/") + "/"
+        if not name.startswith(prefix):
+            return None
+        name = name[len(prefix):]
+    name = name.strip("/")
+    if not name or os.path.isabs(name) or ".." in name.split("/"):
+        return None
+    return name
+
+
+def _members(archive, fmt):
+    """Yield (name, kind, open, mode, linkname) for each dir, file or symlink of a zip or tar.gz."""
+    if fmt == "zip":
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                yield (info.filename, "dir" if info.is_dir() else "file", lambda i=info: zf.open(i),
+                       ((info.external_attr >> 16) & 0o777) or 0o755, None)
+        return
+    with tarfile.open(archive, "r:*") as tf:
+        for member in tf.getmembers():
+            kind = "dir" if member.isdir() else "file" if member.isfile() else "link" if member.issym() else None
+            if kind:
+                yield (member.name, kind, lambda m=member: tf.extractfile(m),
+                       (member.mode & 0o755) or 0o644, member.linkname)
+
+
+def unpack(archive, fmt, strip, rename, dest):
+    """Unpack into dest, stripping the top directory and renaming members.
+    Members and links that would land outside dest are refused."""
+    for name, kind, opener, mode, linkname in _members(archive, fmt):
+        rel = _safe_member(name, strip)
+        if rel is None:
+            continue
+        target = os.path.join(dest, rename.get(rel, rel))
+        if kind == "dir":
+            os.makedirs(target, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if kind == "link":
+            if not os.path.isabs(linkname) and ".." not in linkname.split("/"):
+                os.symlink(linkname, target)
+            continue
+        with opener() as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out)
+        os.chmod(target, mode)
+
+
+def point_link(link, target):
+    """Atomically point link at target; True when it changed."""
+    if os.path.islink(link) and os.readlink(link) == target:
+        return False
+    tmp = f"{link}.stack-tmp"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+    return True
+
+
+def prune_releases(component_dir, keep, current):
+    """Drop old releases, newest kept by install time; never the current one."""
+    releases = []
+    for name in os.listdir(component_dir):
+        path = os.path.join(component_dir, name)
+        if name == "current" or os.path.islink(path) or not os.path.isdir(path) or name.startswith("."):
+            continue
+        marker = read_marker(path) or {}
+        releases.append((marker.get("installed_at", 0), path))
+    releases.sort(reverse=True)
+    removed = []
+    for _, path in releases[keep:]:
+        if os.path.realpath(path) != os.path.realpath(current):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run(p, check_mode=False):
+    """The whole host-side job for parameters p (ARGUMENT_SPEC); raises StepError."""
+    arch = host_arch()
+    result = {"changed": False, "arch": arch, "needs_archive": False}
+    expected = (p["sha256"] or {}).get(arch) or None
+
+    if p["user"]:
+        result["changed"] |= ensure_user(p["user"], p["group"] or p["user"], p["home"], p["groups"])
+    for spec in p["directories"]:
+        result["changed"] |= ensure_directory(spec)
+
+    component_dir = os.path.join(p["root"], p["component"])
+    release = os.path.join(component_dir, f"{p['version']}-linux-{arch}")
+    result["path"] = release
+
+    if not release_installed(release, expected, p["links"]):
+        if not p["archive"]:
+            result["needs_archive"] = True
+            return result
+        actual = sha256_file(p["archive"])
+        if actual != p["archive_sha256"] or (expected and actual != expected):
+            raise StepError(f"pushed archive hash {actual} differs from the verified {p['archive_sha256']}", result)
+        if check_mode:
+            result["changed"] = True
+            return result
+        os.makedirs(component_dir, exist_ok=True)
+        staging = release + ".partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        os.makedirs(staging)
+        unpack(p["archive"], p["format"], p["strip"], p["rename"], staging)
+        missing = [t for t in p["links"].values() if not os.path.exists(os.path.join(staging, t))]
+        if missing:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StepError(f"archive {p['source']} lacks {', '.join(missing)}", result)
+        with open(os.path.join(staging, MARKER), "w", encoding="utf-8") as handle:
+            json.dump({"component": p["component"], "version": p["version"], "arch": arch,
+                       "sha256": actual, "source": p["source"],
+                       "installed_at": int(os.path.getmtime(staging) * 1000)}, handle)
+        os.chmod(staging, 0o755)
+        shutil.rmtree(release, ignore_errors=True)
+        os.rename(staging, release)
+        result["changed"] = True
+        result["installed"] = True
+
+    if check_mode:
+        return result
+    result["changed"] |= point_link(os.path.join(component_dir, "current"), os.path.basename(release))
+    os.makedirs(p["bin_dir"], exist_ok=True)
+    for name, target in p["links"].items():
+        result["changed"] |= point_link(os.path.join(p["bin_dir"], name), os.path.join(component_dir, "current", target))
+    result["removed"] = prune_releases(component_dir, max(p["keep"], 1), release)
+    result["changed"] |= bool(result["removed"])
+    return result
+
+
+ARGUMENT_SPEC = dict(
+    component=dict(type="str", required=True),
+    version=dict(type="str", required=True),
+    sha256=dict(type="dict", default={}),
+    archive=dict(type="path"),
+    archive_sha256=dict(type="str"),
+    source=dict(type="str", default=""),
+    format=dict(type="str", default="tar.gz", choices=["tar.gz", "zip"]),
+    strip=dict(type="str", default=""),
+    rename=dict(type="dict", default={}),
+    links=dict(type="dict", default={}),
+    root=dict(type="path", default="/opt/monitoring"),
+    bin_dir=dict(type="path", default="/usr/local/bin"),
+    keep=dict(type="int", default=2),
+    user=dict(type="str"),
+    group=dict(type="str"),
+    home=dict(type="path", default="/nonexistent"),
+    groups=dict(type="list", elements="str", default=[]),
+    directories=dict(type="list", elements="dict", default=[]),
+)
+
+
+def step(p, check_mode=False):
+    """run(), with the errors of the system calls it makes as a StepError naming the component."""
+    try:
+        return run(p, check_mode)
+    except (OSError, ValueError, subprocess.CalledProcessError, tarfile.TarError, zipfile.BadZipFile) as exc:
+        detail = getattr(exc, "stderr", "") or ""
+        raise StepError(f"{p['component']}: {exc} {detail}".strip()) from exc
