@@ -747,7 +747,6 @@ class FilterModule:
             "stack_prefix_keys": prefix_keys,
             "stack_env_file": env_file,
             "stack_flags": flags,
-            "stack_selected": selected,
             "stack_steps": steps,
             "stack_remote_write_urls": remote_write_urls,
             "stack_remote_storage_problems": remote_storage_problems,
