@@ -37,8 +37,9 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.monstack.observability.plugins.action import stack_config, stack_install
-from ansible_collections.monstack.observability.plugins.module_utils.stack_component import (RESULT_KEYS, STEPS,
-                                                                                              service_args)
+from ansible_collections.monstack.observability.plugins.module_utils.stack_component import (ARGUMENT_SPEC, RESULT_KEYS,
+                                                                                              STEPS, service_args)
+from ansible_collections.monstack.observability.plugins.plugin_utils import stack_remote
 
 display = Display()
 MODULE = "monstack.observability.stack_component"
@@ -86,7 +87,7 @@ class ActionModule(ActionBase):
             result.update(changed=False, switched=False)
             return result
         module_args, fetch = self._module_args(args, steps, task_vars)
-        outcome = self._execute_module(MODULE, module_args=module_args, task_vars=task_vars)
+        outcome = self._on_host(module_args, task_vars)
         installing = (outcome.get("install") or {}).get("needs_archive") and not outcome.get("failed")
         if installing and self._task.check_mode:
             # what would be installed, from where (the archive is verified in the cache all the same)
@@ -98,7 +99,7 @@ class ActionModule(ActionBase):
             spec, settings = fetch
             module_args["install"], tmpdir = stack_install.push_archive(
                 self, spec, module_args["install"], settings, outcome["install"]["arch"])
-            outcome = self._execute_module(MODULE, module_args=module_args, task_vars=task_vars)
+            outcome = self._on_host(module_args, task_vars)
             self._remove_tmp_path(tmpdir)
             if isinstance(outcome.get("install"), dict):
                 outcome["install"]["source"] = module_args["install"]["source"]
@@ -106,6 +107,14 @@ class ActionModule(ActionBase):
             outcome = self._rolling_restart(args, outcome, task_vars)
         result.update(outcome)
         return result
+
+    def _on_host(self, module_args, task_vars):
+        """The steps on the host: without the module wrapper where Ansible would pipe the module
+        anyway and knows the host's Python (plugin_utils/stack_remote.py), else the module."""
+        python = stack_remote.interpreter(self, task_vars) if stack_remote.usable(self) else None
+        if python:
+            return stack_remote.run(self, ARGUMENT_SPEC, module_args, task_vars, python)
+        return self._execute_module(MODULE, module_args=module_args, task_vars=task_vars)
 
     def _rolling_restart(self, args, outcome, task_vars):
         """The restart the module deferred, through stack_service's action: one rolling slot."""
