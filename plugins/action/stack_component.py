@@ -11,6 +11,8 @@ the controller has to act:
 
 Why: on a run that changes nothing (most runs) each task and each round trip costs far more than
 the work on the host, and site.yml runs about ten components per host (benchmarks/README.md).
+Where Ansible would pipe the module, the steps go to the host as a program of this collection's
+own code instead (plugin_utils/stack_remote.py): the module wrapper cost the host more than them.
 
 Arguments:
   steps          which of install, configure, service run (the stack_steps filter reads them

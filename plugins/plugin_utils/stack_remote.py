@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
 
 PACKAGE = "ansible_collections.monstack.observability.plugins.module_utils"
 MODULE_UTILS = Path(__file__).resolve().parent.parent / "module_utils"
@@ -112,6 +113,34 @@ def checked(spec, args):
     return outcome.validated_parameters
 
 
+def secret_values(spec, params):
+    """The values of every no_log option in params (a dict's values, a list's items), through
+    suboptions: what AnsibleModule masks wherever it shows up in a module's result."""
+    found = set()
+
+    def add(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                add(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                add(item)
+        elif value not in (None, "") and not isinstance(value, bool):
+            found.add(str(value))
+
+    for name, option in spec.items():
+        value = (params or {}).get(name)
+        if value is None:
+            continue
+        if option.get("no_log"):
+            add(value)
+        elif option.get("options"):
+            for sub in value if isinstance(value, list) else [value]:
+                if isinstance(sub, dict):
+                    found |= secret_values(option["options"], sub)
+    return found
+
+
 def program(params, check_mode, diff):
     """The Python program, with its payload, for these (checked) parameters."""
     payload = {"sources": sources(), "params": params, "check_mode": bool(check_mode), "diff": bool(diff)}
@@ -133,7 +162,8 @@ def run(action, spec, module_args, task_vars, interpreter):
         result.update(failed=True, msg=f"the component's steps exited with {outcome['rc']} on the host",
                       module_stderr=outcome.get("stderr", ""))
     result.pop("_ansible_parsed", None)
-    return result
+    # as AnsibleModule does on the host: a secret argument never shows in the result
+    return remove_values(result, secret_values(spec, params))
 
 
 def interpreter(action, task_vars):

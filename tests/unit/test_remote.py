@@ -116,3 +116,25 @@ def test_ansible_takes_the_short_way_only_where_it_would_pipe_the_module(tmp_pat
     assert module and result["changed"] is False
     result, module = playbook(tmp_path, dest, "a: 2", pipelining=True)
     assert not module and result["changed"] is True and result["config"]["content_changed"] == [str(dest)]
+
+
+def test_secret_arguments_are_masked_wherever_they_show_in_a_result(remote, spec):
+    """As AnsibleModule masks them on the host: here the result comes back to the controller."""
+    import types
+    answer = {"changed": False, "msg": "http://u:basic-auth-pw@127.0.0.1/ refused", "config": {"note": "hunter2-topsecret"}}
+    sent = []
+    action = types.SimpleNamespace(
+        _task=types.SimpleNamespace(check_mode=False, diff=False),
+        _connection=types.SimpleNamespace(_shell=types.SimpleNamespace(
+            build_module_command=lambda env, shebang, cmd: f"{env} {shebang[2:]} {cmd}")),
+        _compute_environment_string=lambda: "",
+        _low_level_execute_command=lambda cmd, sudoable, in_data: sent.append((cmd, in_data)) or {
+            "rc": 0, "stdout": json.dumps(answer), "stderr": ""},
+        _parse_returned_data=lambda res, profile: json.loads(res["stdout"]))
+    args = {"steps": ["configure", "service"], "config": {
+        "files": [{"dest": "/etc/x/pw", "secret": True}], "secrets": {"/etc/x/pw": "hunter2-topsecret"}},
+        "service": {"name": "x", "url_password": "basic-auth-pw"}}
+    result = remote.run(action, spec, args, {}, "/usr/bin/python3")
+    assert sent[0][0].strip() == "/usr/bin/python3" and b"PAYLOAD" in sent[0][1]
+    assert "basic-auth-pw" not in json.dumps(result) and "hunter2-topsecret" not in json.dumps(result)
+    assert result["msg"].startswith("http://u:") and result["changed"] is False
