@@ -25,11 +25,10 @@ from pathlib import Path
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
+from ansible.vars.clean import remove_internal_keys
 
 PACKAGE = "ansible_collections.monstack.observability.plugins.module_utils"
 MODULE_UTILS = Path(__file__).resolve().parent.parent / "module_utils"
-# what module_utils/stack_component.py imports, itself included
-MODULES = ("stack_step", "stack_install", "stack_config", "stack_service", "stack_component")
 
 # The program the host's Python reads from stdin. It takes its module_utils from the payload
 # (a finder in front of sys.meta_path, so a collection of the same name on the host is not
@@ -83,14 +82,14 @@ _SOURCES = {}
 
 
 def sources():
-    """The module_utils the program needs, by module name (None for a package), read once per
-    process."""
+    """This collection's module_utils (what stack_component.run imports, and nothing of Ansible),
+    by module name (None for a package), read once per worker process (a task can call twice)."""
     if not _SOURCES:
         parts = PACKAGE.split(".")
         for depth in range(1, len(parts) + 1):
             _SOURCES[".".join(parts[:depth])] = None
-        for name in MODULES:
-            _SOURCES[f"{PACKAGE}.{name}"] = (MODULE_UTILS / f"{name}.py").read_text(encoding="utf-8")
+        for path in sorted(MODULE_UTILS.glob("*.py")):
+            _SOURCES[f"{PACKAGE}.{path.stem}"] = path.read_text(encoding="utf-8")
     return _SOURCES
 
 
@@ -104,41 +103,19 @@ def usable(action):
         return False
 
 
-def checked(spec, args):
-    """args checked and completed against spec (defaults, types, choices), as AnsibleModule does
-    on the host; raises AnsibleActionFail with every problem."""
+def validated(spec, args):
+    """args checked and completed against spec (defaults, types, choices) as AnsibleModule does
+    on the host: the validator's result, whose no_log values AnsibleModule masks in its output.
+    Raises AnsibleActionFail with every problem."""
     outcome = ArgumentSpecValidator(spec).validate(dict(args))
     if outcome.error_messages:
         raise AnsibleActionFail("; ".join(outcome.error_messages))
-    return outcome.validated_parameters
+    return outcome
 
 
-def secret_values(spec, params):
-    """The values of every no_log option in params (a dict's values, a list's items), through
-    suboptions: what AnsibleModule masks wherever it shows up in a module's result."""
-    found = set()
-
-    def add(value):
-        if isinstance(value, dict):
-            for item in value.values():
-                add(item)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                add(item)
-        elif value not in (None, "") and not isinstance(value, bool):
-            found.add(str(value))
-
-    for name, option in spec.items():
-        value = (params or {}).get(name)
-        if value is None:
-            continue
-        if option.get("no_log"):
-            add(value)
-        elif option.get("options"):
-            for sub in value if isinstance(value, list) else [value]:
-                if isinstance(sub, dict):
-                    found |= secret_values(option["options"], sub)
-    return found
+def checked(spec, args):
+    """The parameters of validated(spec, args)."""
+    return validated(spec, args).validated_parameters
 
 
 def program(params, check_mode, diff):
@@ -151,19 +128,20 @@ def program(params, check_mode, diff):
 def run(action, spec, module_args, task_vars, interpreter):
     """Run the steps on the host through the action's connection; the result as
     _execute_module would return it (a failure included)."""
-    params = checked(spec, module_args)
-    data = program(params, action._task.check_mode, action._task.diff).encode("utf-8")
+    outcome = validated(spec, module_args)
+    data = program(outcome.validated_parameters, action._task.check_mode, action._task.diff).encode("utf-8")
     shebang = "#!" + interpreter
     cmd = action._connection._shell.build_module_command(action._compute_environment_string(), shebang, "").strip()
     action._used_interpreter = shebang
-    outcome = action._low_level_execute_command(cmd, sudoable=True, in_data=data)
-    result = action._parse_returned_data(outcome, "legacy")
-    if outcome.get("rc") and not result.get("failed"):
-        result.update(failed=True, msg=f"the component's steps exited with {outcome['rc']} on the host",
-                      module_stderr=outcome.get("stderr", ""))
-    result.pop("_ansible_parsed", None)
+    answer = action._low_level_execute_command(cmd, sudoable=True, in_data=data)
+    result = action._parse_returned_data(answer, "legacy")
+    if answer.get("rc") and not result.get("failed"):
+        result.update(failed=True, msg=f"the component's steps exited with {answer['rc']} on the host",
+                      module_stderr=answer.get("stderr", ""))
+    # as _execute_module cleans a module's result
+    remove_internal_keys(result)
     # as AnsibleModule does on the host: a secret argument never shows in the result
-    return remove_values(result, secret_values(spec, params))
+    return remove_values(result, outcome._no_log_values)
 
 
 def interpreter(action, task_vars):
