@@ -169,8 +169,11 @@ def check(options, values, formats=None, together=()):
 
 
 def load_options(path):
+    """The options of a role's spec: its `main` entry, or `settings` for the stack role, which has
+    no `main` (roles/stack/meta/argument_specs.yml says why)."""
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+        specs = yaml.safe_load(handle)["argument_specs"]
+    return (specs["main"] if "main" in specs else specs["settings"])["options"]
 
 
 def role_problems(templar, expressions):

@@ -26,7 +26,7 @@ MALFORMED = {"listen": "nohost", "duration": "15 days", "size": "50 gigs", "url"
 
 
 def options(role):
-    return yaml.safe_load((ROOT / "roles" / role / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    return preflight.load_options(ROOT / "roles" / role / "meta/argument_specs.yml")
 
 
 def preflight_formats(role):
@@ -134,3 +134,14 @@ def test_a_roles_own_rules_run_in_the_same_task_once_the_types_hold(tmp_path):
     assert rc != 0 and "node_exporter_collectors_enabled must be a list, got int" in out, out[-3000:]
     assert "intersect" not in out, out[-3000:]
     assert len(yaml.safe_load((ROOT / "roles/node_exporter/tasks/preflight.yml").read_text())) == 1
+
+
+def test_a_wrong_shared_setting_is_refused_naming_it_before_the_roles_own_checks(tmp_path):
+    """The stack role's settings are checked by its checks.yml, first in each role's main.yml
+    (its spec has no `main` entry, which Ansible would validate on every dependency again)."""
+    rc, out = run_role(tmp_path, "node_exporter", {"stack_rolling_batch": "many", "stack_artifact_mirror": "mirror.lan"})
+    assert rc != 0, out[-2000:]
+    assert "stack settings: stack_artifact_mirror must be an http(s):// URL, got 'mirror.lan'; " \
+           "stack_rolling_batch must be a int, got str 'many'" in out, out[-3000:]
+    assert "Validating arguments against arg spec 'main' - Shared plumbing" not in out
+    assert "changed=0" in out, out[-2000:]

@@ -18,7 +18,8 @@ INVENTORY_VARS = {"stack_address", "stack_app_metrics", "stack_required_groups"}
 
 def spec_options(role):
     specs = yaml.safe_load((ROOT / "roles" / role / "meta/argument_specs.yml").read_text())["argument_specs"]
-    return specs["main"]["options"]
+    # the stack role's one entry is `settings` (its argument_specs.yml says why)
+    return (specs["main"] if "main" in specs else specs["settings"])["options"]
 
 
 def defaults(role):
