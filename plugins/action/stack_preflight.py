@@ -13,15 +13,23 @@ controller, with no connection to the host:
     expressions, each a list of problems, like `when` conditions are bare expressions): a check
     that assumes the types right never meets a wrong one. Their logic (receivers, schema
     periods, ...) lives in each role's filter plugin.
-One task per role: site.yml's check play runs it for every component of every host.
+Arguments: `components`, the roles whose settings to check, in order (`stack` for the shared
+settings). Each role's spec is its meta/argument_specs.yml; its `formats`, `together`, `label`
+and `problems` are its `_<role>_preflight` (vars/main.yml), which must be in the play: the role
+runs the task itself (preflight.yml), or the play imports it (site.yml's check play imports every
+role, then checks all of a host's components in one task per host).
 """
 from __future__ import annotations
 
+import pathlib
 import re
 
 import yaml
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+
+# the collection's roles: plugins/action/ -> the collection's root
+ROLES = pathlib.Path(__file__).resolve().parents[2] / "roles"
 
 LISTEN = r"(\[[0-9a-fA-F:]+\]|[^:\s/]*):([0-9]{1,5})"
 DURATION = r"([0-9]+(ms|s|m|h|d|w|y))+"
@@ -172,7 +180,8 @@ def load_options(path):
     """The options of a role's spec: its `main` entry, or `settings` for the stack role, which has
     no `main` (roles/stack/meta/argument_specs.yml says why)."""
     with open(path, encoding="utf-8") as handle:
-        specs = yaml.safe_load(handle)["argument_specs"]
+        # libyaml's loader where PyYAML has it: a tenth of the pure-Python one's time, per task and host
+        specs = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["argument_specs"]
     return (specs["main"] if "main" in specs else specs["settings"])["options"]
 
 
@@ -188,26 +197,55 @@ def role_problems(templar, expressions):
 
 
 class ActionModule(ActionBase):
-    """stack_preflight: spec (path), formats ({var: kind}), together ([[var, ...]]), label."""
+    """stack_preflight: components (the roles to check, in order)."""
 
     _requires_connection = False
     TRANSFERS_FILES = False
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        args = self._task.args
-        options = load_options(args["spec"])
+        components = self._task.args.get("components")
+        if not isinstance(components, list) or not components:
+            raise AnsibleActionFail("components must be a list of the roles whose settings to check")
+        failures, checked = [], 0
+        for component in components:
+            problems, count = self._check(str(component), task_vars)
+            checked += count
+            if problems:
+                failures.append(problems)
+        if failures:
+            raise AnsibleActionFail(". ".join(failures))
+        result.update(changed=False, msg=f"{checked} settings of {', '.join(map(str, components))} checked")
+        return result
+
+    def _check(self, component, task_vars):
+        """One role's problems as one message (empty when there are none) and how many of its
+        settings were checked."""
+        role = ROLES / component
+        if not (role / "meta/argument_specs.yml").is_file():
+            raise AnsibleActionFail(f"components: {component} is not a role of this collection")
+        # the role's variables may read role_path (its shipped files): the role's own, also
+        # where the task belongs to no role (site.yml's check play)
+        variables = dict(task_vars)
+        variables["role_path"] = str(role)
+        templar = self._templar.copy_with_new_env(available_variables=variables)
+        rules = {}
+        if component != "stack":
+            name = f"_{component}_preflight"
+            if name not in task_vars:
+                raise AnsibleActionFail(f"{name} is not in this play: run the {component} role, or import it "
+                                        "(site.yml's check play imports every role)")
+            rules = templar.template(task_vars[name])
+        options = load_options(role / "meta/argument_specs.yml")
         values, problems = {}, []
         for name in options:
             if name in task_vars:
                 try:
-                    values[name] = self._templar.template(task_vars[name])
+                    values[name] = templar.template(task_vars[name])
                 except Exception as exc:  # pylint: disable=broad-except
                     problems.append(f"{name} cannot be evaluated: {exc}")
-        problems += check(options, values, args.get("formats"), args.get("together"))
+        problems += check(options, values, rules.get("formats"), rules.get("together"))
         if not problems:
-            problems = role_problems(self._templar, args.get("problems"))
-        if problems:
-            raise AnsibleActionFail(f"{args.get('label', 'settings')}: " + "; ".join(problems))
-        result.update(changed=False, msg=f"{len(values)} settings checked")
-        return result
+            problems = role_problems(templar, rules.get("problems"))
+        label = rules.get("label") or f"{component} settings"
+        return (f"{label}: " + "; ".join(problems)) if problems else "", len(values)

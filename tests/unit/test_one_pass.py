@@ -203,14 +203,60 @@ def test_each_host_runs_its_components_in_its_own_order_whatever_the_other_hosts
         assert ran == lists, f"attempt {attempt}"
 
 
-def test_the_check_play_runs_each_roles_checks_on_all_of_its_hosts_at_once(tmp_path):
-    """site.yml's check play (strategy linear): the includes of one role on different hosts
-    merge, so its checks run once for all of its hosts. With the host in the loop label they
-    stayed apart, and the play checked one host at a time."""
-    lists = {"mon": ["p", "n", "a"], "am2": ["n", "b", "a"], "app1": ["n", "t"], "app2": ["n", "t"]}
-    proc, ran = run_site_include(tmp_path, 1, lists, "linear")
-    # every host checked each of its components (in any order: merging may change it, harmlessly)
-    assert {host: sorted(roles) for host, roles in ran.items()} == {host: sorted(roles) for host, roles in lists.items()}
-    # one run of each role's task, for all of its hosts together
-    runs = {role: proc.stdout.count(f"TASK [{role} : Note the role]") for role in ("p", "n", "a", "b", "t")}
-    assert runs == {"p": 1, "n": 1, "a": 1, "b": 1, "t": 1}, proc.stdout[-3000:]
+def check_play(tmp_path, hostvars):
+    """site.yml's check play as written, on local hosts that are never contacted: the lab's
+    layout (monitoring, logs, traces, applications). Returns (rc, output)."""
+    site = yaml.safe_load((COMMON.parent / "playbooks/site.yml").read_text())
+    play = dict(site[1], vars_files=[str(COMMON.parent / "roles/stack/vars/main.yml")])
+    (tmp_path / "check.yml").write_text(yaml.safe_dump([play], sort_keys=False))
+    names = ["mon", "logs", "traces", "app1", "app2", "app3"]
+    groups = {"prometheus": ["mon"], "alertmanager": ["mon"], "grafana": ["mon"], "loki": ["logs"],
+              "victoriametrics": ["logs"], "jaeger": ["traces"], "promtail": names,
+              "postgres_exporter": names[3:], "redis_exporter": names[3:]}
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                 "grafana_admin_password": "a-long-test-password", "alertmanager_receivers": [{"name": "blackhole"}]},
+        "hosts": {n: {"ansible_host": f"10.0.0.{i + 1}", **hostvars.get(n, {})} for i, n in enumerate(names)},
+        "children": {g: {"hosts": {h: None for h in hosts}} for g, hosts in groups.items()}}}))
+    proc = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "check.yml")],
+                          cwd=COMMON.parent, env=dict(os.environ, ANSIBLE_FORKS="5"),
+                          capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_the_check_play_imports_every_role_and_checks_each_host_in_one_task():
+    """Every role's defaults and vars come into the check play by an import without tasks, in
+    deployment order, and one task per host checks the host's components: a new component
+    left out of the imports would fail every run (its _<role>_preflight missing)."""
+    site = yaml.safe_load((COMMON.parent / "playbooks/site.yml").read_text())
+    tasks = site[1]["tasks"]
+    imported = [t["ansible.builtin.import_role"]["name"] for t in tasks
+                if t.get("ansible.builtin.import_role", {}).get("tasks_from") == "vars"]
+    assert imported == ORDER
+    assert all((COMMON.parent / "roles" / role / "tasks/vars.yml").read_text().rstrip().endswith("[]") for role in ORDER)
+    checks = [t for t in tasks if "monstack.observability.stack_preflight" in t]
+    assert len(checks) == 1 and "'stack'" in checks[0]["monstack.observability.stack_preflight"]["components"]
+
+
+def test_the_check_play_passes_a_good_inventory_and_names_each_hosts_bad_settings(tmp_path):
+    """The real check play: the shared settings, each role's types and formats, and the role's
+    own rules (some read the role's shipped files through role_path: a shipped alert's name is
+    accepted, an unknown one is not), each failing host with its own message."""
+    shipped = yaml.safe_load(next((COMMON.parent / "roles/prometheus/files/rules").glob("*.yml")).read_text())
+    alert = next(rule["alert"] for group in shipped["groups"] for rule in group["rules"] if "alert" in rule)
+    rc, out = check_play(tmp_path, {"mon": {"prometheus_alert_rules_disabled": [alert]}})
+    assert rc == 0, out[-3000:]
+    # one task, one result per host
+    check = out.split("TASK [Check the shared settings and those of each component this host runs]")[1]
+    assert check.split("TASK [")[0].count("ok: [") == 6, out[-3000:]
+    rc, out = check_play(tmp_path, {
+        "mon": {"prometheus_alert_rules_disabled": ["NoSuchAlert"]},
+        "app2": {"node_exporter_collectors_enabled": ["systemd"], "node_exporter_collectors_disabled": ["systemd"]},
+        "app3": {"stack_rolling_batch": "many", "redis_exporter_addr": "localhost:6379"}})
+    assert rc != 0
+    assert "fatal: [mon]" in out and "Prometheus settings: prometheus_alert_rules_disabled/_overrides name alerts " \
+        "that are not shipped: NoSuchAlert" in out, out[-3000:]
+    assert "fatal: [app2]" in out and "node_exporter settings: collectors systemd are in both" in out, out[-3000:]
+    assert "stack settings: stack_rolling_batch must be a int, got str 'many'. redis_exporter settings: " \
+        "redis_exporter_addr must start with redis://" in out, out[-3000:]
+    assert "fatal: [app1]" not in out

@@ -30,11 +30,10 @@ def options(role):
 
 
 def preflight_formats(role):
-    """The formats the role's preflight task adds to the name rules."""
-    path = ROOT / "roles" / role / "tasks/preflight.yml"
-    tasks = yaml.safe_load(path.read_text()) if path.exists() else []
-    key = "monstack.observability.stack_preflight"
-    return next((t[key].get("formats") or {} for t in tasks if key in t), {})
+    """The formats the role's checks add to the name rules (_<role>_preflight in vars/main.yml)."""
+    path = ROOT / "roles" / role / "vars/main.yml"
+    role_vars = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+    return (role_vars.get(f"_{role}_preflight") or {}).get("formats") or {}
 
 
 def cases(kind):
@@ -137,8 +136,8 @@ def test_a_roles_own_rules_run_in_the_same_task_once_the_types_hold(tmp_path):
 
 
 def test_a_wrong_shared_setting_is_refused_naming_it_before_the_roles_own_checks(tmp_path):
-    """The stack role's settings are checked by its checks.yml, first in each role's main.yml
-    (its spec has no `main` entry, which Ansible would validate on every dependency again)."""
+    """The stack role's settings are checked with each role's (preflight.yml: components [stack, <role>]);
+    its spec has no `main` entry, which Ansible would validate on every dependency again."""
     rc, out = run_role(tmp_path, "node_exporter", {"stack_rolling_batch": "many", "stack_artifact_mirror": "mirror.lan"})
     assert rc != 0, out[-2000:]
     assert "stack settings: stack_artifact_mirror must be an http(s):// URL, got 'mirror.lan'; " \
