@@ -41,10 +41,6 @@ def config_switched(result):
     return bool([path for path in result.get("content_changed") or [] if path not in created] or result.get("removed"))
 
 
-# where the roles write their units (stack_unit.service.j2)
-UNIT_DIR = "/etc/systemd/system"
-
-
 def change_action(result, root, changes):
     """What the files a stack_config run changed or removed need: 'restart', 'reload' or
     'none'. changes: [[glob, action], ...] from the registry, globs relative to root (or
@@ -73,12 +69,8 @@ def service_args(service, config_result):
     switch_files = set(args.pop("cluster_switch_files", None) or [])
     config_result = config_result or {}
     action = change_action(config_result, changes["root"], changes["rules"]) if changes else "none"
-    # A changed unit file restarts the service even where systemd no longer says it changed: any
-    # daemon-reload in between (another service's step, as in site.yml's switches, which run after
-    # all of a host's config steps) clears the NeedDaemonReload that stack_service reads.
     changed = set(config_result.get("content_changed") or []) | set(config_result.get("removed") or [])
-    unit_changed = f"{UNIT_DIR}/{args.get('name')}.service" in changed
-    args["restart"] = bool(args.get("restart")) or action == "restart" or unit_changed
+    args["restart"] = bool(args.get("restart")) or action == "restart"
     args["reload"] = bool(args.get("reload")) or action == "reload"
     if switch_files & changed:
         args.pop("cluster_status_url", None)

@@ -3,8 +3,9 @@
 stack_component modules).
 
 Restarts only when something the running process depends on changed: the unit file
-(systemd's NeedDaemonReload), the binary (the running executable is not the linked
-one) or an explicit request; reloads when only its config changed.  After any start,
+(systemd's NeedDaemonReload, or the file or a drop-in newer than the process: anyone's
+daemon-reload in between clears the flag), the binary (the running executable is not the
+linked one) or an explicit request; reloads when only its config changed.  After any start,
 restart or reload it waits for the readiness endpoint and checks that the unit did not
 restart meanwhile; a unit that never gets ready or crash-loops fails the step with its
 last journal lines instead of leaving the play green.
@@ -29,7 +30,8 @@ def systemctl(*args, check=True):
 
 
 def show(unit):
-    props = "LoadState,ActiveState,SubState,MainPID,NRestarts,UnitFileState,NeedDaemonReload,ExecReload"
+    props = ("LoadState,ActiveState,SubState,MainPID,NRestarts,UnitFileState,NeedDaemonReload,ExecReload,"
+             "FragmentPath,DropInPaths")
     out = systemctl("show", unit, "-p", props).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
@@ -76,6 +78,26 @@ def binary_replaced(pid, binary):
     except (OSError, ValueError, IndexError, StopIteration):
         return False
     return any(mtime > started + 1.5 for mtime in symlink_mtimes(binary))
+
+
+def unit_newer(pid, state):
+    """Was the unit file or one of its drop-ins written after the process started? systemd's
+    NeedDaemonReload says so only until the next daemon-reload, which any other service's step
+    (or any other tool) may run in between: site.yml's one pass configures all of a host's
+    components before it switches them."""
+    paths = [state.get("FragmentPath") or ""] + (state.get("DropInPaths") or "").split()
+    try:
+        started = process_start(pid)
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    for path in filter(None, paths):
+        try:
+            # the same margin as binary_replaced: the boot time is counted in whole seconds
+            if os.stat(path).st_mtime > started + 1.5:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def request(url, username=None, password=None, method="GET", timeout=3):
@@ -235,8 +257,9 @@ def run(p, check_mode=False, warn=None):
         else:
             unit_changed = False
         active = state.get("ActiveState") in ("active", "reloading")
-        binary_changed = bool(active and p["binary"] and int(state.get("MainPID") or 0)
-                              and binary_replaced(state["MainPID"], p["binary"]))
+        pid = int(state.get("MainPID") or 0)
+        unit_changed = unit_changed or bool(active and pid and unit_newer(pid, state))
+        binary_changed = bool(active and p["binary"] and pid and binary_replaced(pid, p["binary"]))
         if p["enabled"] and state.get("UnitFileState") != "enabled":
             result["actions"].append("enable")
         if not active:

@@ -3,8 +3,8 @@
 """Bring a systemd service to its wanted state and prove it is ready.
 
 Restarts only when something the running process depends on changed: the unit file
-(systemd's NeedDaemonReload), the binary (the running executable is not the linked
-one) or an explicit request; reloads when only its config changed.  After any start,
+(systemd's NeedDaemonReload, or the file or a drop-in newer than the process), the binary
+(the running executable is not the linked one) or an explicit request; reloads when only its config changed.  After any start,
 restart or reload it waits for the readiness endpoint and checks that the unit did not
 restart meanwhile; a unit that never gets ready or crash-loops fails the task with its
 last journal lines instead of leaving the play green.

@@ -111,22 +111,6 @@ def test_a_switch_in_the_one_pass_stops_before_the_service_step(host):
     assert [step for step, _ in calls] == ["service"] and calls[0][1]["restart"] is True
 
 
-
-def test_a_changed_unit_restarts_even_after_another_services_daemon_reload(host):
-    """The switch's service step gets the config step's result; a daemon-reload of another
-    service in between (site.yml switches a host's components after all of its config steps)
-    clears the NeedDaemonReload stack_service reads, so the changed unit itself asks for the
-    restart. Found by the tls scenario: node_exporter kept serving HTTPS after stack_tls went off."""
-    service = {"name": "node_exporter", "changes": {"root": "/etc/node_exporter", "rules": [["web.yml", "none"]]}}
-    unit = dict(NOOP, configure={"changed": True, "removed": ["/etc/node_exporter/web.yml"],
-                                 "content_changed": ["/etc/systemd/system/node_exporter.service"]})
-    _, calls = run(host, params(service=service), unit)
-    assert calls[2][1]["restart"] is True
-    other = dict(NOOP, configure={"changed": True, "removed": ["/etc/node_exporter/web.yml"],
-                                  "content_changed": ["/etc/systemd/system/prometheus.service"]})
-    _, calls = run(host, params(service=service), other)
-    assert calls[2][1]["restart"] is False
-
 def test_a_gossip_switch_skips_the_peer_check_after_the_restart(host):
     service = {"name": "alertmanager", "cluster_status_url": "http://127.0.0.1:9093/api/v2/status",
                "cluster_switch_files": ["/etc/am/cluster-tls.yml"]}

@@ -150,6 +150,40 @@ def test_binary_replaced_falls_back_to_link_times_without_ptrace(service, tmp_pa
         proc.wait()
 
 
+def test_a_changed_unit_restarts_even_after_another_services_daemon_reload(service, tmp_path, monkeypatch):
+    """systemd's NeedDaemonReload is cleared by anyone's daemon-reload: site.yml's one pass
+    configures all of a host's components before it switches them, so one service's
+    daemon-reload hid the next one's new unit (the tls scenario: node_exporter kept serving
+    HTTPS after stack_tls went off). A unit file or drop-in newer than the process restarts it."""
+    unit, dropin = tmp_path / "node_exporter.service", tmp_path / "override.conf"
+    unit.write_text("[Service]\n")
+    dropin.write_text("[Service]\n")
+    past, future = time.time() - 3600, time.time() + 60
+    proc = subprocess.Popen(["sleep", "30"])
+    state = {"LoadState": "loaded", "ActiveState": "active", "SubState": "running", "MainPID": str(proc.pid),
+             "NRestarts": "0", "UnitFileState": "enabled", "NeedDaemonReload": "no", "ExecReload": "",
+             "FragmentPath": str(unit), "DropInPaths": str(dropin)}
+    monkeypatch.setattr(service, "show", lambda name: dict(state))
+    params = {name: option.get("default") for name, option in service.ARGUMENT_SPEC.items()}
+    params["name"] = "node_exporter"
+    try:
+        for path in (unit, dropin):
+            os.utime(path, (past, past))
+        assert service.run(params, check_mode=True)["actions"] == []
+        os.utime(unit, (future, future))
+        result = service.run(params, check_mode=True)
+        assert result["actions"] == ["restart"] and result["restart_reason"] == "unit changed"
+        os.utime(unit, (past, past))
+        os.utime(dropin, (future, future))
+        assert service.run(params, check_mode=True)["actions"] == ["restart"]
+        # a unit that is not running starts, whatever its file's age
+        state.update(ActiveState="inactive", MainPID="0")
+        assert service.run(params, check_mode=True)["actions"] == ["start"]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_readiness_probe_reports_refused_port(service):
     ok, detail = service.probe("http://127.0.0.1:9/", None, None, None)
     assert not ok and detail
