@@ -15,6 +15,11 @@ Where Ansible would pipe the module, the steps go to the host as a program of th
 own code instead (plugin_utils/stack_remote.py): the module wrapper cost the host more than them.
 
 Arguments:
+  role           the role whose component this is: its `_<role>_component` (vars/main.yml) gives
+                 the other arguments, evaluated with that role's role_path, and its templates/
+                 are searched first; arguments given with it replace those keys. The role may
+                 run the task itself (its deploy.yml) or the play may import its variables
+                 (site.yml's one pass loops over a host's components in one task)
   steps          which of install, configure, service run (the stack_steps filter reads them
                  from --tags and --skip-tags, as the three tasks' own tags were read)
   install        stack_install's arguments
@@ -29,10 +34,13 @@ Arguments:
                  return switched: site.yml's one pass then gets every Prometheus ready first
                  (roles/stack/tasks/switch.yml) and runs the service step there
 
-Returns changed, failed, the result of each step run (install, config, service), switched and
-the config step's diff.
+Returns changed, failed, the result of each step run (install, config, service), switched, the
+config step's diff, and component (the role) when given one.
 """
 from __future__ import annotations
+
+import pathlib
+from collections.abc import Mapping
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
@@ -45,13 +53,52 @@ from ansible_collections.monstack.observability.plugins.plugin_utils import stac
 
 display = Display()
 MODULE = "monstack.observability.stack_component"
+# the collection's roles: plugins/action/ -> the collection's root
+ROLES = pathlib.Path(__file__).resolve().parents[2] / "roles"
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = True
     _requires_connection = True
 
-    def _module_args(self, args, steps, task_vars):
+    def _role_args(self, args, task_vars):
+        """The task's arguments, its role's `_<role>_component` under them where it names one,
+        the variables to render its files with (role_path the role's own) and where its
+        templates are."""
+        role = args.get("role")
+        if role is None:
+            return dict(args), task_vars, None
+        path = ROLES / str(role)
+        name = f"_{role}_component"
+        if not (path / "tasks").is_dir():
+            raise AnsibleActionFail(f"role: {role} is not a role of this collection")
+        if name not in task_vars:
+            raise AnsibleActionFail(f"{name} is not in this play: run the {role} role, or import its variables "
+                                    "(site.yml's one pass imports every role's)")
+        # the role's variables may read its shipped files, through role_path or a lookup's search
+        # path (files/, templates/): the role's own, also where the task belongs to no role
+        # (site.yml's one pass)
+        variables = dict(task_vars)
+        variables["role_path"] = str(path)
+        variables["ansible_search_path"] = [str(path)] + [p for p in task_vars.get("ansible_search_path") or []
+                                                          if p != str(path)]
+        templar = self._templar.copy_with_new_env(available_variables=variables)
+        raw = task_vars[name]
+        if not isinstance(raw, Mapping):
+            raw = templar.template(raw)
+        if not isinstance(raw, Mapping):
+            raise AnsibleActionFail(f"{name} must be a dict of stack_component's arguments")
+        merged = {k: v for k, v in args.items() if k != "role"}
+        steps = merged["steps"] if "steps" in merged else templar.template(raw.get("steps"))
+        merged["steps"] = steps
+        # only the arguments of the steps that run: Grafana's install task leaves out its files
+        wanted = {RESULT_KEYS[step] for step in STEPS if step in (steps or [])}
+        for key, value in raw.items():
+            if key not in merged and (key not in RESULT_KEYS.values() or key in wanted):
+                merged[key] = templar.template(value)
+        return merged, variables, str(path / "templates")
+
+    def _module_args(self, args, steps, task_vars, templates=None):
         """The module's arguments: the install target, the rendered files, the service's
         arguments (asked to defer a restart that needs a rolling slot)."""
         out = {"steps": steps, "defer_switch": bool(args.get("defer_switch"))}
@@ -65,7 +112,7 @@ class ActionModule(ActionBase):
             spec, out["install"], settings = stack_install.install_target(install)
             fetch = (spec, settings)
         if "configure" in steps:
-            out["config"] = stack_config.module_args(self, args["config"], task_vars)
+            out["config"] = stack_config.module_args(self, args["config"], task_vars, templates)
         if "service" in steps:
             service = {k: v for k, v in dict(args["service"]).items() if v is not None}
             if int(service.pop("rolling_batch", 0) or 0) > 0:
@@ -77,7 +124,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        args = self._task.args
+        args, task_vars, templates = self._role_args(self._task.args, task_vars)
         steps = list(args.get("steps") or [])
         unknown = [s for s in steps if s not in STEPS]
         if unknown:
@@ -85,10 +132,13 @@ class ActionModule(ActionBase):
         for step in steps:
             if not isinstance(args.get(RESULT_KEYS[step]), dict):
                 raise AnsibleActionFail(f"step {step} needs its arguments ({RESULT_KEYS[step]})")
+        if self._task.args.get("role") is not None:
+            # which component a loop's item or a registered result is about (site.yml's switches)
+            result["component"] = str(self._task.args["role"])
         if not steps:
             result.update(changed=False, switched=False)
             return result
-        module_args, fetch = self._module_args(args, steps, task_vars)
+        module_args, fetch = self._module_args(args, steps, task_vars, templates)
         outcome = self._on_host(module_args, task_vars)
         installing = (outcome.get("install") or {}).get("needs_archive") and not outcome.get("failed")
         if installing and self._task.check_mode:

@@ -22,15 +22,18 @@ from ansible.template import trust_as_template
 SHARED_TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "roles", "stack", "templates")
 
 
-def render(action, name, extra_vars, task_vars):
+def render(action, name, extra_vars, task_vars, templates=None):
     """Render template name as the template action would, for action (a running action plugin):
-    found in the calling role's templates/ first, then in the stack role's."""
-    try:
-        source = action._find_needle("templates", name)
-    except Exception:
-        source = os.path.join(SHARED_TEMPLATES, name)
-        if not os.path.isfile(source):
-            raise AnsibleActionFail(f"template {name} not found in the role or in stack")
+    found in templates (a role's templates/ directory, given where the task belongs to no role)
+    or the calling role's templates/ first, then in the stack role's."""
+    source = os.path.join(templates, name) if templates else None
+    if not source or not os.path.isfile(source):
+        try:
+            source = action._find_needle("templates", name)
+        except Exception:
+            source = os.path.join(SHARED_TEMPLATES, name)
+            if not os.path.isfile(source):
+                raise AnsibleActionFail(f"template {name} not found in the role or in stack")
     searchpath = [os.path.dirname(source), SHARED_TEMPLATES] + list(task_vars.get("ansible_search_path", []))
     variables = dict(task_vars)
     variables.update(extra_vars or {})
@@ -39,9 +42,9 @@ def render(action, name, extra_vars, task_vars):
     return to_text(templar.template(data, escape_backslashes=False))
 
 
-def module_args(action, args, task_vars):
+def module_args(action, args, task_vars, templates=None):
     """The stack_config module's arguments for the action's arguments: every file rendered,
-    secret contents apart."""
+    secret contents apart (templates: see render)."""
     files, secrets = [], {}
     for entry in args.get("files") or []:
         if entry.get("generate"):
@@ -52,7 +55,7 @@ def module_args(action, args, task_vars):
             files.append(spec)
             continue
         if "template" in entry:
-            content = render(action, entry["template"], entry.get("vars"), task_vars)
+            content = render(action, entry["template"], entry.get("vars"), task_vars, templates)
         elif "content" in entry:
             content = to_text(entry["content"])
         else:

@@ -574,6 +574,21 @@ def host_components(host, groups, registry, order):
     return [name for name in order if host in _members(registry[name], groups)]
 
 
+def switched(results):
+    """The stack_component results of a host's pass whose config switched how a running service
+    serves (stack_tls turned on or off): each waits for its service step in site.yml's switch.
+    results: registered results, a loop's ({results: [...]}) or one task's; those without a
+    component (not run with role:) or skipped are left out."""
+    out = []
+    for result in results or []:
+        result = result or {}
+        items = result["results"] if isinstance(result.get("results"), list) else [result]
+        for item in items:
+            if isinstance(item, dict) and item.get("switched") and item.get("component"):
+                out.append(item)
+    return out
+
+
 def _port_spec(entry, name=None):
     ports = entry.get("ports") or {}
     if not ports:
@@ -755,6 +770,7 @@ class FilterModule:
             "stack_port_conflicts": port_conflicts,
             "stack_scrape_jobs": scrape_jobs,
             "stack_host_components": host_components,
+            "stack_switched": switched,
             "stack_component_urls": component_urls,
             "stack_datasource_urls": datasource_urls,
             "stack_change_action": change_action,

@@ -168,7 +168,7 @@ def controller(action, monkeypatch, args, answers, check_mode=False):
         calls.append(("push", arch)) or dict(target, archive="/tmp/x/a.tar.gz", source="mirror"), "/tmp/x"))
     monkeypatch.setattr(action.stack_install, "cached_archive", lambda spec, settings, arch: (
         calls.append(("cache", arch)) or ("/c/a.tar.gz", "ab" * 32, "mirror")))
-    monkeypatch.setattr(action.stack_config, "module_args", lambda act, cfg, task_vars: dict(cfg))
+    monkeypatch.setattr(action.stack_config, "module_args", lambda act, cfg, task_vars, templates=None: dict(cfg))
 
     def get(name, task, **_):
         def step_run(task_vars=None):
@@ -254,3 +254,50 @@ def test_the_controller_refuses_unknown_steps_and_steps_without_arguments(action
 def test_tags_and_skip_tags_choose_the_steps_as_they_chose_the_tasks(filters, run_tags, skip_tags, prometheus, grafana):
     assert filters.steps("prometheus", run_tags, skip_tags, REGISTRY) == prometheus
     assert filters.steps("grafana", run_tags, skip_tags, REGISTRY) == grafana
+
+
+def role_action():
+    """stack_component's action plugin with a real templar and no connection."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    plugin_module = load("action/stack_component.py", "stack_component_action_roles")
+    plugin = plugin_module.ActionModule.__new__(plugin_module.ActionModule)
+    plugin._loader = DataLoader()
+    plugin._templar = Templar(loader=plugin._loader)
+    return plugin_module, plugin
+
+
+def test_a_task_naming_its_role_runs_the_roles_component_arguments_for_its_steps_only():
+    """site.yml's one pass runs each component as `stack_component: {role: <role>}`, as the
+    role's own deploy.yml does: the arguments are the role's _<role>_component, evaluated with
+    its role_path, its templates found in its own templates/, and only the steps that run are
+    evaluated (Grafana's install task does not render its files)."""
+    from ansible.template import trust_as_template as trusted  # as Ansible reads the role's vars file
+    plugin_module, plugin = role_action()
+    task_vars = {"node_exporter_port": 9100, "_node_exporter_component": {
+        "steps": trusted("{{ ['configure', 'service'] }}"),
+        "install": trusted("{{ undefined_in_this_test }}"),
+        "config": {"files": [{"dest": "/etc/x", "content": trusted("{{ role_path | basename }}:{{ node_exporter_port }}")}]},
+        "service": {"name": "node_exporter"},
+        "defer_switch": trusted("{{ true }}")}}
+    args, variables, templates = plugin._role_args({"role": "node_exporter"}, task_vars)
+    assert args["steps"] == ["configure", "service"] and "install" not in args
+    assert args["config"]["files"][0]["content"] == "node_exporter:9100" and args["defer_switch"] is True
+    assert variables["role_path"].endswith("/roles/node_exporter") and "role_path" not in task_vars
+    # a lookup of a shipped file finds it in the role, as in the role's own task (Loki's schema check)
+    assert variables["ansible_search_path"][0] == variables["role_path"]
+    assert templates.endswith("/roles/node_exporter/templates")
+    # arguments given with the role replace its own: Grafana's two tasks choose their steps
+    args, _, _ = plugin._role_args({"role": "node_exporter", "steps": ["install"]},
+                                   dict(task_vars, undefined_in_this_test={"component": "node_exporter"}))
+    assert args["steps"] == ["install"] and args["install"] == {"component": "node_exporter"} and "config" not in args
+    # a task without a role is taken as written
+    assert plugin._role_args({"steps": []}, task_vars) == ({"steps": []}, task_vars, None)
+
+
+def test_a_role_whose_component_is_not_in_the_play_is_named():
+    plugin_module, plugin = role_action()
+    with pytest.raises(plugin_module.AnsibleActionFail, match="_loki_component is not in this play"):
+        plugin._role_args({"role": "loki"}, {})
+    with pytest.raises(plugin_module.AnsibleActionFail, match="role: nosuch is not a role of this collection"):
+        plugin._role_args({"role": "nosuch"}, {})

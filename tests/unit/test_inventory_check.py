@@ -32,16 +32,17 @@ def test_names_the_variable_of_a_malformed_listen_address(tmp_path):
 
 def test_every_install_task_passes_the_installer_its_inputs():
     """stack_install reads nothing from the play: each role hands it its catalog entry and the
-    shared settings (it used to read seven variables no task passed)."""
-    paths = sorted(ROOT.glob("roles/*/tasks/deploy.yml"))
-    assert len(paths) == 11
-    for path in paths:
-        task = next(t for t in yaml.safe_load(path.read_text())
-                    if "install" in t.get("monstack.observability.stack_component", {}))[
-            "monstack.observability.stack_component"]["install"]
-        component = task["component"]
-        assert task["catalog"] == "{{ stack_catalog.%s }}" % component, path
-        assert task["settings"] == "{{ stack_install_settings }}", path
+    shared settings (it used to read seven variables no task passed), in its component task's
+    arguments (_<role>_component)."""
+    paths = sorted(ROOT.glob("roles/*/vars/main.yml"))
+    components = {path.parts[-3]: yaml.safe_load(path.read_text()).get(f"_{path.parts[-3]}_component") for path in paths}
+    components = {role: args for role, args in components.items() if args}
+    assert len(components) == 11
+    for role, args in components.items():
+        task = args["install"]
+        assert task["component"] == role
+        assert task["catalog"] == "{{ stack_catalog.%s }}" % role, role
+        assert task["settings"] == "{{ stack_install_settings }}", role
 
 
 def test_every_playbook_parses_on_its_own(tmp_path):

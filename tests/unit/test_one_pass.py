@@ -208,6 +208,8 @@ def check_play(tmp_path, hostvars):
     layout (monitoring, logs, traces, applications). Returns (rc, output)."""
     site = yaml.safe_load((COMMON.parent / "playbooks/site.yml").read_text())
     play = dict(site[1], vars_files=[str(COMMON.parent / "roles/stack/vars/main.yml")])
+    play["tasks"] = [dict(t, **{"ansible.builtin.import_tasks": str(COMMON.parent / "playbooks" / t["ansible.builtin.import_tasks"])})
+                     if "ansible.builtin.import_tasks" in t else t for t in play["tasks"]]
     (tmp_path / "check.yml").write_text(yaml.safe_dump([play], sort_keys=False))
     names = ["mon", "logs", "traces", "app1", "app2", "app3"]
     groups = {"prometheus": ["mon"], "alertmanager": ["mon"], "grafana": ["mon"], "loki": ["logs"],
@@ -224,18 +226,55 @@ def check_play(tmp_path, hostvars):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def test_the_check_play_imports_every_role_and_checks_each_host_in_one_task():
-    """Every role's defaults and vars come into the check play by an import without tasks, in
-    deployment order, and one task per host checks the host's components: a new component
-    left out of the imports would fail every run (its _<role>_preflight missing)."""
+def test_both_plays_import_every_role_and_check_or_run_each_host_in_one_task():
+    """Every role's defaults and vars come into the check play and the one pass by an import
+    without tasks, in deployment order (playbooks/tasks/role_vars.yml): a new component left out
+    would fail every run (its _<role>_preflight or _<role>_component missing). One task per host
+    checks the host's components, one runs those whose role has nothing but its component task."""
     site = yaml.safe_load((COMMON.parent / "playbooks/site.yml").read_text())
-    tasks = site[1]["tasks"]
-    imported = [t["ansible.builtin.import_role"]["name"] for t in tasks
-                if t.get("ansible.builtin.import_role", {}).get("tasks_from") == "vars"]
-    assert imported == ORDER
+    imports = yaml.safe_load((COMMON.parent / "playbooks/tasks/role_vars.yml").read_text())
+    assert [t["ansible.builtin.import_role"]["name"] for t in imports] == ORDER
+    assert all(t["ansible.builtin.import_role"]["tasks_from"] == "vars" for t in imports)
     assert all((COMMON.parent / "roles" / role / "tasks/vars.yml").read_text().rstrip().endswith("[]") for role in ORDER)
-    checks = [t for t in tasks if "monstack.observability.stack_preflight" in t]
+    for play in site[1:3]:
+        assert play["tasks"][0]["ansible.builtin.import_tasks"] == "tasks/role_vars.yml"
+    checks = [t for t in site[1]["tasks"] if "monstack.observability.stack_preflight" in t]
     assert len(checks) == 1 and "'stack'" in checks[0]["monstack.observability.stack_preflight"]["components"]
+    runs = [t for t in site[2]["tasks"] if "monstack.observability.stack_component" in t]
+    assert len(runs) == 1 and runs[0]["monstack.observability.stack_component"] == {"role": "{{ _stack_component }}"}
+    assert runs[0]["loop_control"]["break_when"] == [f"{runs[0]['register']} is failed"]
+
+
+def test_the_one_pass_includes_exactly_the_roles_with_more_than_their_component_task():
+    """_stack_own_tasks: the roles whose deploy.yml is included, because it has more than the
+    component task; every other role's deploy.yml is that task alone, with no other argument
+    than its role, so the one pass's loop runs exactly what the role would."""
+    site = yaml.safe_load((COMMON.parent / "playbooks/site.yml").read_text())
+    own = site[2]["vars"]["_stack_own_tasks"]
+    assert own[0] == "prometheus" and [r for r in ORDER if r in own] == own
+    for role in ORDER:
+        tasks = yaml.safe_load((COMMON.parent / "roles" / role / "tasks/deploy.yml").read_text())
+        components = [t for t in tasks if "monstack.observability.stack_component" in t]
+        assert components and all(t["monstack.observability.stack_component"]["role"] == role for t in components), role
+        variables = yaml.safe_load((COMMON.parent / "roles" / role / "vars/main.yml").read_text())
+        assert {"steps", "config", "service"} <= set(variables[f"_{role}_component"]), role
+        if role in own:
+            assert len(tasks) > 1, f"{role} has only its component task: leave it to the one pass's loop"
+        else:
+            assert len(tasks) == 1 and tasks[0]["monstack.observability.stack_component"] == {"role": role}, role
+            assert tasks[0]["register"] == f"_{role}_result"
+
+
+def test_a_switch_is_found_in_a_loops_results_and_in_a_single_tasks():
+    filters = load("filter/stack.py", "stack_filters_switched").FilterModule().filters()
+    switched = filters["stack_switched"]
+    loop = {"results": [{"component": "node_exporter", "switched": False},
+                        {"component": "loki", "switched": True, "config": {"changed": True}},
+                        {"skipped": True}]}
+    assert [r["component"] for r in switched([loop, {}, {"component": "grafana", "switched": True}])] == ["loki", "grafana"]
+    assert switched([{"results": [], "skipped": True}, {}, {}]) == []
+    # a result without its component (a task not run with role:) cannot be switched by name
+    assert switched([{"switched": True}]) == []
 
 
 def test_the_check_play_passes_a_good_inventory_and_names_each_hosts_bad_settings(tmp_path):
