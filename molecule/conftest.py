@@ -74,8 +74,33 @@ def task_results(output: str, task: str):
     results, decoder = {}, json.JSONDecoder()
     for block in output.split("TASK [")[1:]:
         if block.split("]", 1)[0].endswith(task):
-            for match in re.finditer(r"^(?:ok|changed|failed|fatal): \[(\S+)\][^\n]*?=> ", block, re.M):
+            # a looped task's items are item_results'
+            for match in re.finditer(r"^(?:ok|changed|failed|fatal): \[(\S+)\](?![^\n]*\(item=)[^\n]*?=> ", block, re.M):
                 results[match.group(1)] = decoder.raw_decode(block, match.end())[0]
+    return results
+
+
+def item_results(output: str, task: str):
+    """{(host, item label): result} of a looped task's items, as task_results."""
+    results, decoder = {}, json.JSONDecoder()
+    for block in output.split("TASK [")[1:]:
+        if block.split("]", 1)[0].endswith(task):
+            for match in re.finditer(r"^(?:ok|changed|failed|fatal): \[(\S+)\](?: =>)? \(item=([^\n]*?)\) => ", block, re.M):
+                results[(match.group(1), match.group(2))] = decoder.raw_decode(block, match.end())[0]
+    return results
+
+
+# site.yml's one pass runs every component whose role has nothing but its component task as an
+# item of this task (playbooks/site.yml)
+ONE_PASS_LOOP = "Install, configure and run every other component of this host, in stack_deploy_order, and wait until each is ready"
+
+
+def component_results(output: str, component: str, task: str):
+    """{host: result} of one component's task in a run with -v and JSON results: its role's own
+    task (named task), or its item in site.yml's one-pass loop."""
+    results = task_results(output, task)
+    results.update({host: result for (host, _), result in item_results(output, ONE_PASS_LOOP).items()
+                    if result.get("component") == component})
     return results
 
 

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from conftest import (RESULTS_AS_JSON, delivered_alerts, expected_version, exposure, get_host, host_names,
-                      previous_version, run_playbook, start_alert_sink, stop_alert_sink, task_results)
+from conftest import (RESULTS_AS_JSON, component_results, delivered_alerts, expected_version, exposure, get_host,
+                      host_names, previous_version, run_playbook, start_alert_sink, stop_alert_sink)
 
 MEMBERS = host_names("alertmanager")
 testinfra_hosts = [f"podman://{n}" for n in MEMBERS]
@@ -84,8 +84,9 @@ def test_a_rolling_upgrade_keeps_accepting_alerts_and_notifies_once(host):
         sender.join()
     try:
         assert up.returncode == 0, up.output[-3000:]
-        restarts = {host: result["service"] for host, result in task_results(
-            up.output, "Install, configure and run Alertmanager, reloading it for a new config, and wait until it is ready").items()}
+        restarts = {host: result["service"] for host, result in component_results(
+            up.output, "alertmanager",
+            "Install, configure and run Alertmanager, reloading it for a new config, and wait until it is ready").items()}
         assert sorted(restarts) == sorted(MEMBERS), up.output[-3000:]
         assert all("restart" in r["actions"] and r["cluster"].startswith("sees 3 of 3") for r in restarts.values()), restarts
         windows = sorted(r["window"] for r in restarts.values())

@@ -4,7 +4,8 @@ reports changed=0 in check mode, a config the validator rejects fails in check m
 --tags component,phase runs only that phase of that component."""
 import re
 
-from conftest import RESULTS_AS_JSON, get_host, host_names, run_playbook, task_results, unit_pid
+from conftest import (ONE_PASS_LOOP, RESULTS_AS_JSON, get_host, host_names, item_results, run_playbook, task_results,
+                      unit_pid)
 
 MON = host_names("prometheus")[0] if host_names("prometheus") else None
 testinfra_hosts = [f"podman://{MON}"] if MON else []
@@ -62,9 +63,14 @@ def test_tags_run_one_phase_of_one_component(host):
         assert run.returncode == 0, run.output[-3000:]
         # the steps Ansible's tags alone would pick (every configure, every Prometheus step) are not run:
         # each component's task reports the steps it ran
+        # (the roles' own tasks, and the items of site.yml's one-pass loop for the others)
         tasks = set(re.findall(r"^TASK \[(\S+ : (?:Install, configure|Configure) and run [^\]]+)\]", run.output, re.M))
         ran = {task.split(" : ")[0]: [step for step in ("install", "config", "service") if step in result]
                for task in tasks for result in task_results(run.output, task).values()}
+        items = item_results(run.output, ONE_PASS_LOOP)
+        assert {result["component"] for result in items.values()} >= {"node_exporter", "alertmanager"}, run.output[-3000:]
+        ran.update({result["component"]: [step for step in ("install", "config", "service") if step in result]
+                    for result in items.values()})
         # a changed config of a running service takes its service step in site.yml's switch
         # (roles/stack/tasks/switch.yml: every Prometheus ready first), here a reload
         switch = task_results(run.output, "Reload or restart into the new config and wait until it is ready, prometheus")
