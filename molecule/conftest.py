@@ -69,25 +69,26 @@ def run_playbook(playbook: str, *args: str, limit: str | None = None, extra: dic
     return proc
 
 
-def task_results(output: str, task: str):
-    """{host: result} of one task in the output of a run with -v and JSON results (RESULTS_AS_JSON)."""
-    results, decoder = {}, json.JSONDecoder()
+def _results(output: str, task: str, line: str):
+    """(match of line, result) for each result line of one task in a run with -v and JSON results."""
+    decoder = json.JSONDecoder()
     for block in output.split("TASK [")[1:]:
         if block.split("]", 1)[0].endswith(task):
-            # a looped task's items are item_results'
-            for match in re.finditer(r"^(?:ok|changed|failed|fatal): \[(\S+)\](?![^\n]*\(item=)[^\n]*?=> ", block, re.M):
-                results[match.group(1)] = decoder.raw_decode(block, match.end())[0]
-    return results
+            for match in re.finditer(line, block, re.M):
+                yield match, decoder.raw_decode(block, match.end())[0]
+
+
+def task_results(output: str, task: str):
+    """{host: result} of one task in the output of a run with -v and JSON results (RESULTS_AS_JSON)."""
+    # a looped task's items are item_results'
+    return {match.group(1): result for match, result in _results(
+        output, task, r"^(?:ok|changed|failed|fatal): \[(\S+)\](?![^\n]*\(item=)[^\n]*?=> ")}
 
 
 def item_results(output: str, task: str):
     """{(host, item label): result} of a looped task's items, as task_results."""
-    results, decoder = {}, json.JSONDecoder()
-    for block in output.split("TASK [")[1:]:
-        if block.split("]", 1)[0].endswith(task):
-            for match in re.finditer(r"^(?:ok|changed|failed|fatal): \[(\S+)\](?: =>)? \(item=([^\n]*?)\) => ", block, re.M):
-                results[(match.group(1), match.group(2))] = decoder.raw_decode(block, match.end())[0]
-    return results
+    return {(match.group(1), match.group(2)): result for match, result in _results(
+        output, task, r"^(?:ok|changed|failed|fatal): \[(\S+)\](?: =>)? \(item=([^\n]*?)\) => ")}
 
 
 # site.yml's one pass runs every component whose role has nothing but its component task as an

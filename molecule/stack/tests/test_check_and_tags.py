@@ -65,12 +65,11 @@ def test_tags_run_one_phase_of_one_component(host):
         # each component's task reports the steps it ran
         # (the roles' own tasks, and the items of site.yml's one-pass loop for the others)
         tasks = set(re.findall(r"^TASK \[(\S+ : (?:Install, configure|Configure) and run [^\]]+)\]", run.output, re.M))
-        ran = {task.split(" : ")[0]: [step for step in ("install", "config", "service") if step in result]
-               for task in tasks for result in task_results(run.output, task).values()}
-        items = item_results(run.output, ONE_PASS_LOOP)
-        assert {result["component"] for result in items.values()} >= {"node_exporter", "alertmanager"}, run.output[-3000:]
-        ran.update({result["component"]: [step for step in ("install", "config", "service") if step in result]
-                    for result in items.values()})
+        items = item_results(run.output, ONE_PASS_LOOP).values()
+        assert {result["component"] for result in items} >= {"node_exporter", "alertmanager"}, run.output[-3000:]
+        results = [(task.split(" : ")[0], result) for task in tasks for result in task_results(run.output, task).values()]
+        ran = {name: [step for step in ("install", "config", "service") if step in result]
+               for name, result in results + [(result["component"], result) for result in items]}
         # a changed config of a running service takes its service step in site.yml's switch
         # (roles/stack/tasks/switch.yml: every Prometheus ready first), here a reload
         switch = task_results(run.output, "Reload or restart into the new config and wait until it is ready, prometheus")
