@@ -3,6 +3,7 @@
 ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 STATE=${MONSTACK_STATE:-$HOME/.cache/monitoring-stack}
 VENV=${MONSTACK_VENV:-$ROOT/.venv}
+VENV_OLDEST=${MONSTACK_VENV_OLDEST:-$ROOT/.venv-oldest}
 MIRROR_DIR=$STATE/mirror
 MIRROR_PORT=${MONSTACK_MIRROR_PORT:-8765}
 export MONSTACK_MIRROR_URL=${MONSTACK_MIRROR_URL:-http://127.0.0.1:$MIRROR_PORT}
@@ -15,6 +16,44 @@ mkdir -p "$STATE"
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# The path of a Python X.Y that can make a venv and speak TLS, or nothing: MONSTACK_PYTHON (for
+# 3.13), pythonX.Y on PATH, a pyenv version, Debian's.
+find_python() {
+  local version=$1 candidate
+  local candidates=("$(command -v "python$version" 2>/dev/null || true)"
+                    "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version"*/bin/"python$version"
+                    "/usr/bin/python$version" "/usr/local/bin/python$version")
+  [[ $version == 3.13 && -n ${MONSTACK_PYTHON:-} ]] && candidates=("$MONSTACK_PYTHON")
+  for candidate in "${candidates[@]}"; do
+    [[ -n $candidate && -x $candidate ]] || continue
+    "$candidate" -c 'import ssl, venv, ensurepip, sys; assert sys.version_info[:2] == tuple(map(int, sys.argv[1].split(".")))' \
+      "$version" >/dev/null 2>&1 && { echo "$candidate"; return 0; }
+  done
+  return 1
+}
+
+# make_venv DIR PYTHON PAIR EXTRA: DIR as a venv of PYTHON holding `pip install .[EXTRA]` of this
+# project, pinned by constraints/PAIR.txt; redone only when one of those changed.
+make_venv() {
+  local dir=$1 python=$2 pair=$3 extra=$4 stamp
+  stamp="$dir/.monstack-$(cat "$ROOT/pyproject.toml" "$ROOT/constraints/$pair.txt" <("$python" -V) | sha256sum | cut -c1-16)"
+  [[ -e $stamp ]] && return 0
+  rm -rf "$dir"
+  "$python" -m venv "$dir" || die "$python -m venv failed (Debian: apt-get install python3-venv)"
+  "$dir/bin/pip" install -q --upgrade pip
+  # a copy of the project, so that pip's build leaves nothing in the checkout
+  local src
+  src=$(mktemp -d)
+  cp "$ROOT/pyproject.toml" "$ROOT/README.md" "$src/"
+  if ! "$dir/bin/pip" install -q -c "$ROOT/constraints/$pair.txt" "$src[$extra]" >"$STATE/pip-$pair.log" 2>&1; then
+    grep -v "^WARNING: Location" "$STATE/pip-$pair.log" >&2
+    die "pip could not install the $pair toolchain (constraints/$pair.txt) into $dir (see above)"
+  fi
+  rm -rf "$src"
+  echo "$pair toolchain: $("$dir/bin/ansible" --version | head -1) on $("$dir/bin/python" -V)"
+  touch "$stamp"
+}
 
 activate() {
   # shellcheck disable=SC1091

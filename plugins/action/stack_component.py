@@ -11,8 +11,6 @@ the controller has to act:
 
 Why: on a run that changes nothing (most runs) each task and each round trip costs far more than
 the work on the host, and site.yml runs about ten components per host (benchmarks/README.md).
-Where Ansible would pipe the module, the steps go to the host as a program of this collection's
-own code instead (plugin_utils/stack_remote.py): the module wrapper cost the host more than them.
 
 Arguments:
   role           the role whose component this is: its `_<role>_component` (vars/main.yml) gives
@@ -47,9 +45,8 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.monstack.observability.plugins.action import stack_config, stack_install
-from ansible_collections.monstack.observability.plugins.module_utils.stack_component import (ARGUMENT_SPEC, RESULT_KEYS,
-                                                                                              STEPS, service_args)
-from ansible_collections.monstack.observability.plugins.plugin_utils import stack_remote
+from ansible_collections.monstack.observability.plugins.module_utils.stack_component import (RESULT_KEYS,
+                                                                                              STEPS, service_args, summary)
 
 display = Display()
 MODULE = "monstack.observability.stack_component"
@@ -91,8 +88,12 @@ class ActionModule(ActionBase):
         merged = {k: v for k, v in args.items() if k != "role"}
         steps = merged["steps"] if "steps" in merged else templar.template(raw.get("steps"))
         merged["steps"] = steps
-        # only the arguments of the steps that run: Grafana's install task leaves out its files
+        # only the arguments of the steps that run: Grafana's install task leaves out its files;
+        # the service's go with a config step too, which leaves on the host the reload or
+        # restart its change needs (carried out by the next service step that runs)
         wanted = {RESULT_KEYS[step] for step in STEPS if step in (steps or [])}
+        if "configure" in (steps or []):
+            wanted.add(RESULT_KEYS["service"])
         for key, value in raw.items():
             if key not in merged and (key not in RESULT_KEYS.values() or key in wanted):
                 merged[key] = templar.template(value)
@@ -113,7 +114,7 @@ class ActionModule(ActionBase):
             fetch = (spec, settings)
         if "configure" in steps:
             out["config"] = stack_config.module_args(self, args["config"], task_vars, templates)
-        if "service" in steps:
+        if "service" in steps or ("configure" in steps and isinstance(args.get("service"), Mapping)):
             service = {k: v for k, v in dict(args["service"]).items() if v is not None}
             if int(service.pop("rolling_batch", 0) or 0) > 0:
                 service["defer_restart"] = True
@@ -136,7 +137,9 @@ class ActionModule(ActionBase):
             # which component a loop's item or a registered result is about (site.yml's switches)
             result["component"] = str(self._task.args["role"])
         if not steps:
-            result.update(changed=False, switched=False)
+            # --tags or --skip-tags left no step of this component: say so, as Ansible would
+            result.update(changed=False, switched=False, skipped=True,
+                          skip_reason="no step of this component selected by --tags/--skip-tags")
             return result
         module_args, fetch = self._module_args(args, steps, task_vars, templates)
         outcome = self._on_host(module_args, task_vars)
@@ -158,21 +161,24 @@ class ActionModule(ActionBase):
         if outcome.get("pending") == "service" and not outcome.get("failed"):
             outcome = self._rolling_restart(args, outcome, task_vars)
         result.update(outcome)
+        said = summary(result)
+        if said:
+            # one line a person reads at default verbosity (the result shows with -v)
+            name = result.get("component") or (args.get("service") or {}).get("name") or \
+                (args.get("install") or {}).get("component") or "component"
+            mode = " (check mode: what a real run would do)" if self._task.check_mode else ""
+            display.display(f"{task_vars.get('inventory_hostname')} {name}: {said}{mode}", color="yellow")
         return result
 
     def _on_host(self, module_args, task_vars):
-        """The steps on the host: without the module wrapper where Ansible would pipe the module
-        anyway and knows the host's Python (plugin_utils/stack_remote.py), else the module."""
-        python = stack_remote.interpreter(self, task_vars) if stack_remote.usable(self) else None
-        if python:
-            return stack_remote.run(self, ARGUMENT_SPEC, module_args, task_vars, python)
+        """The steps on the host: the stack_component module."""
         return self._execute_module(MODULE, module_args=module_args, task_vars=task_vars)
 
     def _rolling_restart(self, args, outcome, task_vars):
         """The restart the module deferred, through stack_service's action: one rolling slot."""
         config_result = outcome.get("config") if "config" in outcome else args.get("config_result")
         task = self._task.copy()
-        task.args = service_args(args["service"], config_result)
+        task.args = service_args(args["service"], config_result, outcome.get("install"))
         action = self._shared_loader_obj.action_loader.get(
             "monstack.observability.stack_service", task=task, connection=self._connection,
             play_context=self._play_context, loader=self._loader, templar=self._templar,

@@ -59,22 +59,98 @@ def change_action(result, root, changes):
     return wanted
 
 
-def service_args(service, config_result):
+def unit_files(name, paths):
+    """The paths among paths that are the unit file of service name or one of its drop-ins."""
+    return [path for path in paths
+            if path.endswith(f"/{name}.service") or f"/{name}.service.d/" in path]
+
+
+def needed_action(service, config_result, install_result=None):
+    """(action, reason) that a config step's and an install step's results need of the service:
+    'restart' for a changed unit file or a new release (what the real run's service step sees as
+    systemd's NeedDaemonReload or a replaced binary, stated here so that check mode predicts it
+    too), else what the registry's change rules say of the changed files, or ('none', None)."""
+    config_result = config_result or {}
+    changes = (service or {}).get("changes")
+    changed = list(config_result.get("content_changed") or []) + list(config_result.get("removed") or [])
+    units = unit_files(str((service or {}).get("name") or ""), changed)
+    if (install_result or {}).get("switched_release"):
+        return "restart", "new release"
+    if units:
+        return "restart", "unit changed"
+    action = change_action(config_result, changes["root"], changes["rules"]) if changes else "none"
+    if action == "none":
+        return "none", None
+    root = str(changes["root"]).rstrip("/") + "/"
+    names = sorted(path[len(root):] if path.startswith(root) else path for path in changed)
+    return action, "config changed: " + ", ".join(names)
+
+
+def service_args(service, config_result, install_result=None):
     """stack_service's arguments for a config step's result: restart or reload when the changed
     files need it (the service's changes: {root, rules}, the registry's rules for its config
-    directory) or the caller asks for it, no peer check while a file of cluster_switch_files
-    changed. Arguments given as none are left out."""
+    directory), its unit changed or a new release was linked, or the caller asks for it; no peer
+    check while a file of cluster_switch_files changed. Arguments given as none are left out."""
     args = {k: v for k, v in dict(service).items() if v is not None}
-    changes = args.pop("changes", None)
     switch_files = set(args.pop("cluster_switch_files", None) or [])
     config_result = config_result or {}
-    action = change_action(config_result, changes["root"], changes["rules"]) if changes else "none"
+    action, reason = needed_action(args, config_result, install_result)
+    args.pop("changes", None)
     changed = set(config_result.get("content_changed") or []) | set(config_result.get("removed") or [])
     args["restart"] = bool(args.get("restart")) or action == "restart"
     args["reload"] = bool(args.get("reload")) or action == "reload"
+    if reason and not args.get("reason"):
+        args["reason"] = reason
     if switch_files & changed:
         args.pop("cluster_status_url", None)
     return args
+
+
+def remember(service, config_result, check_mode, directory=None):
+    """Keep on the host the reload or restart a changed config needs, until the service step has
+    done it (stack_service clears it): whatever stops this run before then, the next one does it."""
+    if check_mode or not service or not (config_result or {}).get("changed"):
+        return
+    try:
+        action, reason = needed_action(service, config_result)
+    except ValueError:
+        return  # a broken rule fails the service step, naming it
+    if action != "none":
+        stack_service.write_pending(service["name"], action, reason, directory)
+
+
+def summary(result):
+    """What a component's task did, in words a person reads at default verbosity, or '' when it
+    changed nothing: installed <version>, config changed: <files>, reloaded or restarted (why)."""
+    result = result or {}
+    parts = []
+    install = result.get("install") or {}
+    if install.get("installed") or (install.get("changed") and install.get("needs_archive")):
+        version = str(install.get("path") or "").rsplit("/", 1)[-1].split("-linux-")[0]
+        parts.append(f"installed {version}" if version else "installed")
+    elif install.get("switched_release"):
+        parts.append("switched to " + str(install.get("path") or "").rsplit("/", 1)[-1].split("-linux-")[0])
+    config = result.get("config") or {}
+    files = list(config.get("content_changed") or []) + [f"{p} (removed)" for p in config.get("removed") or []]
+    if files:
+        names = [f.rsplit("/", 1)[-1] for f in files]
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        parts.append(f"config changed: {shown}")
+    elif config.get("changed"):
+        parts.append("config file owners or modes set")
+    service = result.get("service") or {}
+    actions = list(service.get("actions") or [])
+    for action, word, key in (("restart", "restarted", "restart_reason"), ("reload", "reloaded", "reload_reason")):
+        if action in actions:
+            reason = service.get(key)
+            parts.append(f"{word} ({reason})" if reason else word)
+    if "start" in actions:
+        parts.append("started")
+    if "enable" in actions and "start" not in actions:
+        parts.append("enabled")
+    if result.get("switched"):
+        parts.append("switch waits for every Prometheus of this run")
+    return "; ".join(parts)
 
 
 def with_defaults(spec, args):
@@ -106,6 +182,7 @@ def run(p, check_mode=False, diff=False, warn=None, runners=None):
             raise StepError(f"step {step} needs its arguments ({RESULT_KEYS[step]})")
     result = {"changed": False, "switched": False}
     config_result = p.get("config_result")
+    install_result = None
     for step in STEPS:
         if step not in steps:
             continue
@@ -114,7 +191,7 @@ def run(p, check_mode=False, diff=False, warn=None, runners=None):
                 result["switched"] = True
                 break
             try:
-                args = service_args(p["service"], config_result)
+                args = service_args(p["service"], config_result, install_result)
             except ValueError as exc:
                 raise StepError(f"service: {exc}", result) from exc
             args = with_defaults(stack_service.ARGUMENT_SPEC, args)
@@ -127,10 +204,13 @@ def run(p, check_mode=False, diff=False, warn=None, runners=None):
             raise StepError(f"{step}: {exc.msg}", result) from exc
         result[RESULT_KEYS[step]] = outcome
         result["changed"] = result["changed"] or bool(outcome.get("changed"))
+        if step == "install":
+            install_result = outcome
         if step == "configure":
             config_result = outcome
             if outcome.get("diff"):
                 result["diff"] = outcome["diff"]
+            remember(p.get("service"), outcome, check_mode)
         if step == "install" and outcome.get("needs_archive") and not check_mode:
             result["pending"] = "install"
             break

@@ -26,8 +26,9 @@ def _ids(owner, group):
     return pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid
 
 
-def plan(files, secrets, prune):
-    """Return (writes, removals): files whose content or metadata differ, and strays."""
+def plan(files, secrets, prune, check_mode=False):
+    """Return (writes, removals): files whose content or metadata differ, and strays. In check
+    mode an owner or group the run would create first (its install step) counts as a change."""
     writes = []
     for spec in files:
         dest = spec["dest"]
@@ -43,7 +44,12 @@ def plan(files, secrets, prune):
             raise ValueError(f"{dest}: no content")
         data = content.encode("utf-8")
         mode = int(str(spec.get("mode") or "0644"), 8)
-        uid, gid = _ids(spec.get("owner") or "root", spec.get("group") or "root")
+        try:
+            uid, gid = _ids(spec.get("owner") or "root", spec.get("group") or "root")
+        except KeyError:
+            if not check_mode:
+                raise
+            uid = gid = -1  # chown leaves it as it is; compared, it differs from any owner
         reason = None
         try:
             st = os.lstat(dest)
@@ -120,10 +126,20 @@ def apply(writes, removals):
         os.unlink(path)
 
 
-def validate(root, command, writes, removals):
-    """Apply the change to a copy of root and run command on it; return (rc, output)."""
+def validate(root, command, writes, removals, check_mode=False):
+    """Apply the change to a copy of root and run command on it; return (rc, output), or None
+    when the validator is not installed yet (check mode on a host the run would install first).
+    The copy sits next to root, or in a private temporary directory in check mode (which writes
+    nothing where the service or its owner would see it)."""
     root = os.path.normpath(root)
-    staging = os.path.join(os.path.dirname(root), f".{os.path.basename(root)}.staging")
+    argv0 = shlex.split(command)[0]
+    if check_mode and not shutil.which(argv0):
+        return None
+    if check_mode:
+        import tempfile  # pylint: disable=import-outside-toplevel
+        staging = os.path.join(tempfile.mkdtemp(prefix="monstack-check-"), os.path.basename(root))
+    else:
+        staging = os.path.join(os.path.dirname(root), f".{os.path.basename(root)}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     if os.path.isdir(root):
         shutil.copytree(root, staging, symlinks=True)
@@ -142,7 +158,7 @@ def validate(root, command, writes, removals):
         output = (proc.stdout + proc.stderr).replace(staging, root)
         return proc.returncode, output.strip()
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(os.path.dirname(staging) if check_mode else staging, ignore_errors=True)
 
 
 def serving(address, scheme, timeout=1.0):
@@ -214,7 +230,7 @@ def run(p, check_mode=False, diff=False):
     """Plan, validate and apply the files of p (ARGUMENT_SPEC); raises StepError. With
     when_serving a detached process applies them later (see the module's documentation)."""
     try:
-        writes, removals = plan(p["files"], p["secrets"], p["prune"])
+        writes, removals = plan(p["files"], p["secrets"], p["prune"], check_mode)
     except (KeyError, ValueError, OSError) as exc:
         raise StepError(f"cannot plan config change: {exc}") from exc
     result = {
@@ -239,7 +255,8 @@ def run(p, check_mode=False, diff=False):
         os.path.commonpath([os.path.normpath(p["root"]), d]) == os.path.normpath(p["root"])
         for d in result["content_changed"] + removals)
     if p["validate"] and touches_root:
-        rc, output = validate(p["root"], p["validate"], writes, removals)
+        outcome = validate(p["root"], p["validate"], writes, removals, check_mode)
+        rc, output = outcome if outcome else (0, "not validated: the validator is not installed yet (check mode)")
         result["validation"] = output
         if rc != 0:
             result["changed"] = False

@@ -51,17 +51,23 @@ def release_installed(path, expected_sha256, links):
     return all(os.path.exists(os.path.join(path, target)) for target in links.values())
 
 
-def ensure_group(name):
+def _system(cmd, check_mode):
+    """Run a command that changes the host, unless in check mode; True either way (a change)."""
+    if not check_mode:
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return True
+
+
+def ensure_group(name, check_mode=False):
     try:
         grp.getgrnam(name)
         return False
     except KeyError:
-        subprocess.run(["groupadd", "--system", name], check=True, capture_output=True, text=True)
-        return True
+        return _system(["groupadd", "--system", name], check_mode)
 
 
-def ensure_user(name, group, home, groups):
-    changed = ensure_group(group)
+def ensure_user(name, group, home, groups, check_mode=False):
+    changed = ensure_group(group, check_mode)
     wanted = set(g for g in groups if _group_exists(g))
     try:
         entry = pwd.getpwnam(name)
@@ -70,17 +76,13 @@ def ensure_user(name, group, home, groups):
         cmd = ["useradd", "--system", "--gid", group, "--no-create-home", "--home-dir", home, "--shell", shell]
         if wanted:
             cmd += ["--groups", ",".join(sorted(wanted))]
-        subprocess.run(cmd + [name], check=True, capture_output=True, text=True)
-        return True
+        return _system(cmd + [name], check_mode)
     have = {g.gr_name for g in grp.getgrall() if name in g.gr_mem}
     missing = wanted - have
     if missing:
-        subprocess.run(["usermod", "--append", "--groups", ",".join(sorted(missing)), name],
-                       check=True, capture_output=True, text=True)
-        changed = True
-    if grp.getgrgid(entry.pw_gid).gr_name != group:
-        subprocess.run(["usermod", "--gid", group, name], check=True, capture_output=True, text=True)
-        changed = True
+        changed = _system(["usermod", "--append", "--groups", ",".join(sorted(missing)), name], check_mode)
+    if not _group_exists(group) or grp.getgrgid(entry.pw_gid).gr_name != group:
+        changed = _system(["usermod", "--gid", group, name], check_mode)
     return changed
 
 
@@ -92,9 +94,20 @@ def _group_exists(name):
         return False
 
 
-def ensure_directory(spec):
+def ensure_directory(spec, check_mode=False):
     path = spec["path"]
     mode = int(str(spec.get("mode", "0755")), 8)
+    if check_mode:
+        # the owner may be a user this run would create first: compare names, write nothing
+        if not os.path.isdir(path):
+            return True
+        st = os.stat(path)
+        try:
+            owned = (pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name) == (
+                spec.get("owner", "root"), spec.get("group", "root"))
+        except KeyError:
+            owned = False
+        return not owned or st.st_mode & 0o7777 != mode
     uid = pwd.getpwnam(spec.get("owner", "root")).pw_uid
     gid = grp.getgrnam(spec.get("group", "root")).gr_gid
     changed = False
@@ -207,9 +220,9 @@ def run(p, check_mode=False):
     expected = (p["sha256"] or {}).get(arch) or None
 
     if p["user"]:
-        result["changed"] |= ensure_user(p["user"], p["group"] or p["user"], p["home"], p["groups"])
+        result["changed"] |= ensure_user(p["user"], p["group"] or p["user"], p["home"], p["groups"], check_mode)
     for spec in p["directories"]:
-        result["changed"] |= ensure_directory(spec)
+        result["changed"] |= ensure_directory(spec, check_mode)
 
     component_dir = os.path.join(p["root"], p["component"])
     release = os.path.join(component_dir, f"{p['version']}-linux-{arch}")
@@ -217,13 +230,13 @@ def run(p, check_mode=False):
 
     if not release_installed(release, expected, p["links"]):
         if not p["archive"]:
-            result["needs_archive"] = True
+            result.update(needs_archive=True, switched_release=True)
             return result
         actual = sha256_file(p["archive"])
         if actual != p["archive_sha256"] or (expected and actual != expected):
             raise StepError(f"pushed archive hash {actual} differs from the verified {p['archive_sha256']}", result)
         if check_mode:
-            result["changed"] = True
+            result.update(changed=True, switched_release=True)
             return result
         os.makedirs(component_dir, exist_ok=True)
         staging = release + ".partial"
@@ -244,9 +257,13 @@ def run(p, check_mode=False):
         result["changed"] = True
         result["installed"] = True
 
+    current = os.path.join(component_dir, "current")
+    # the release the service runs changes: the service step restarts it (binary changed)
+    result["switched_release"] = not (os.path.islink(current) and os.readlink(current) == os.path.basename(release))
     if check_mode:
+        result["changed"] |= result["switched_release"]
         return result
-    result["changed"] |= point_link(os.path.join(component_dir, "current"), os.path.basename(release))
+    result["changed"] |= point_link(current, os.path.basename(release))
     os.makedirs(p["bin_dir"], exist_ok=True)
     for name, target in p["links"].items():
         result["changed"] |= point_link(os.path.join(p["bin_dir"], name), os.path.join(component_dir, "current", target))

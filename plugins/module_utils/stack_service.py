@@ -100,6 +100,46 @@ def unit_newer(pid, state):
     return False
 
 
+# A reload or restart a config change needs, kept on the host until the service step carried it
+# out: a run that wrote the config and stopped before its service step (--skip-tags service, a
+# failure, a lost connection) leaves it, and the next run that reaches the service step does it.
+PENDING_DIR = "/var/lib/monstack/pending"
+
+
+def pending_path(name, directory=None):
+    return os.path.join(directory or PENDING_DIR, f"{name}.json")
+
+
+def read_pending(name, directory=None):
+    """The action ("reload" or "restart") and reason an earlier run left for this service, or None."""
+    try:
+        with open(pending_path(name, directory), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("action") in ("reload", "restart") else None
+
+
+def write_pending(name, action, reason, directory=None):
+    """Record that the service needs action (the stronger one where one is pending already)."""
+    before = read_pending(name, directory)
+    if before and (before["action"] == "restart" or action == "reload"):
+        action, reason = before["action"], before.get("reason") or reason
+    path = pending_path(name, directory)
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump({"action": action, "reason": reason}, handle)
+    os.replace(tmp, path)
+
+
+def clear_pending(name, directory=None):
+    try:
+        os.unlink(pending_path(name, directory))
+    except FileNotFoundError:
+        pass
+
+
 def request(url, username=None, password=None, method="GET", timeout=3):
     """HTTP call to a service on this host: never through a proxy, certificate not checked
     (it may be self-signed), basic auth when a user is given. Returns (status, body). Errors
@@ -241,6 +281,7 @@ ARGUMENT_SPEC = dict(
     reload_urls=dict(type="list", elements="str", default=[]),
     defer_restart=dict(type="bool", default=False),
     cluster_status_url=dict(type="str"),
+    reason=dict(type="str"),
 )
 
 
@@ -249,6 +290,11 @@ def run(p, check_mode=False, warn=None):
     checks; warn(text) gets what the checks found. Raises StepError."""
     unit = p["name"] + ".service"
     result = {"changed": False, "actions": []}
+    pending = read_pending(p["name"])
+    if pending:
+        p = dict(p, restart=p["restart"] or pending["action"] == "restart",
+                 reload=p["reload"] or pending["action"] == "reload",
+                 reason=p.get("reason") or f"pending since an earlier run: {pending.get('reason') or pending['action']}")
     try:
         state = show(unit)
         if state.get("LoadState") == "not-found" or state.get("NeedDaemonReload") == "yes":
@@ -267,15 +313,17 @@ def run(p, check_mode=False, warn=None):
         elif p["restart"] or unit_changed or binary_changed:
             result["actions"].append("restart")
             result["restart_reason"] = ("binary changed" if binary_changed else
-                                        "unit changed" if unit_changed else "requested")
+                                        "unit changed" if unit_changed else p.get("reason") or "requested")
         elif p["reload"]:
             result["actions"].append("reload" if state.get("ExecReload") or p["reload_urls"] else "restart")
+            result["reload_reason"] = p.get("reason") or "requested"
         result["changed"] = bool(result["actions"])
         if p["defer_restart"] and "restart" in result["actions"]:
             return {"changed": False, "actions": [], "deferred": result["restart_reason"]}
         if check_mode:
             return result
         if not result["changed"]:
+            clear_pending(p["name"])
             return finish(p, result, warn)
 
         if "daemon-reload" in result["actions"]:
@@ -321,6 +369,8 @@ def run(p, check_mode=False, warn=None):
             result["window"] = [round(began, 3), round(time.time(), 3)]
     except RuntimeError as exc:
         raise StepError(str(exc), result) from exc
+    # carried out: nothing is pending any more
+    clear_pending(p["name"])
     return finish(p, result, warn)
 
 

@@ -12,6 +12,19 @@ COMMON = pathlib.Path(__file__).resolve().parents[2] / "plugins"
 sys.path.insert(0, str(COMMON.parent / ".collections"))
 
 
+@pytest.fixture(autouse=True)
+def pending_dir(tmp_path, monkeypatch):
+    """The pending reloads and restarts the steps leave on a host go to a test's own directory,
+    never to this machine's /var/lib/monstack."""
+    from ansible_collections.monstack.observability.plugins.module_utils import stack_service
+    path = tmp_path / "pending"
+    monkeypatch.setattr(stack_service, "PENDING_DIR", str(path))
+    loaded = sys.modules.get("stack_service_utils")
+    if loaded is not None:
+        monkeypatch.setattr(loaded, "PENDING_DIR", str(path))
+    return path
+
+
 def load(relpath: str, name: str):
     spec = importlib.util.spec_from_file_location(name, COMMON / relpath)
     module = importlib.util.module_from_spec(spec)

@@ -301,3 +301,51 @@ def test_a_role_whose_component_is_not_in_the_play_is_named():
         plugin._role_args({"role": "loki"}, {})
     with pytest.raises(plugin_module.AnsibleActionFail, match="role: nosuch is not a role of this collection"):
         plugin._role_args({"role": "nosuch"}, {})
+
+
+# --- check mode predicts the real run; a reload or restart is never lost -----------------------
+
+def test_a_changed_unit_or_a_new_release_asks_the_service_step_for_a_restart_in_check_mode_too(host):
+    """The real run restarts for a new unit (NeedDaemonReload) or a new release (the binary):
+    check mode writes neither, so the steps say it themselves, and check mode reports the restart."""
+    unit = dict(NOOP, configure={"changed": True, "content_changed": ["/etc/systemd/system/loki.service"]})
+    for check_mode in (True, False):
+        _, calls = run(host, params(), unit, check_mode=check_mode)
+        assert calls[2][1]["restart"] is True and calls[2][1]["reason"] == "unit changed"
+    release = dict(NOOP, install={"changed": True, "arch": "amd64", "needs_archive": True, "switched_release": True})
+    _, calls = run(host, params(), release, check_mode=True)
+    assert calls[2][1]["restart"] is True and calls[2][1]["reason"] == "new release"
+    # another service's unit is not this one's
+    other = dict(NOOP, configure={"changed": True, "content_changed": ["/etc/systemd/system/loki-canary.service"]})
+    _, calls = run(host, params(service={"name": "loki"}), other)
+    assert calls[2][1]["restart"] is False
+
+
+def test_a_config_change_leaves_its_reload_pending_until_a_service_step_does_it(host, pending_dir):
+    """--skip-tags service (or a failure, or a lost connection) between the config step and the
+    service step: the host keeps what the change needs, and the next service step does it."""
+    from ansible_collections.monstack.observability.plugins.module_utils import stack_service
+    service = {"name": "prometheus", "changes": {"root": "/etc/p", "rules": [["prometheus.yml", "reload"]]}}
+    changed = dict(NOOP, configure={"changed": True, "content_changed": ["/etc/p/prometheus.yml"], "removed": []})
+    run(host, params(steps=["install", "configure"], service=service), changed)
+    assert stack_service.read_pending("prometheus") == {"action": "reload", "reason": "config changed: prometheus.yml"}
+    # check mode leaves nothing
+    run(host, params(steps=["configure"], service=dict(service, name="alertmanager")), changed, check_mode=True)
+    assert stack_service.read_pending("alertmanager") is None
+    # a pending restart is not weakened by a later reload
+    stack_service.write_pending("prometheus", "restart", "unit changed")
+    stack_service.write_pending("prometheus", "reload", "config changed: x")
+    assert stack_service.read_pending("prometheus")["action"] == "restart"
+    stack_service.clear_pending("prometheus")
+    assert not list(pending_dir.iterdir())
+
+
+def test_a_summary_line_says_what_was_installed_changed_reloaded_or_restarted(host):
+    assert host.summary({"changed": False, "install": {}, "config": {}, "service": {"actions": []}}) == ""
+    said = host.summary({"install": {"installed": True, "path": "/opt/monitoring/loki/3.7.6-linux-amd64"},
+                         "config": {"content_changed": ["/etc/loki/loki.yml"], "removed": ["/etc/loki/old.yml"]},
+                         "service": {"actions": ["daemon-reload", "restart"], "restart_reason": "new release"}})
+    assert said == "installed 3.7.6; config changed: loki.yml, old.yml (removed); restarted (new release)"
+    said = host.summary({"config": {"content_changed": ["/etc/p/prometheus.yml"]},
+                         "service": {"actions": ["reload"], "reload_reason": "config changed: prometheus.yml"}})
+    assert said == "config changed: prometheus.yml; reloaded (config changed: prometheus.yml)"

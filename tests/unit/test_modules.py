@@ -5,7 +5,10 @@ import shutil
 import subprocess
 import tarfile
 import time
+import types
 import zipfile
+
+import pytest
 
 
 def tar_with(path, members):
@@ -194,3 +197,63 @@ def test_metric_value_reads_the_exact_metric(service):
     assert service.metric_value(text, "redis_up") == 1
     assert service.metric_value(text, "pg_up") == 0
     assert service.metric_value(text, "missing") is None
+
+
+def test_check_mode_creates_no_user_group_or_directory(installer, tmp_path, monkeypatch):
+    """--check on a host that lacks the service's user and directories reports the change and
+    makes none of it (it used to run useradd and mkdir)."""
+    ran = []
+    monkeypatch.setattr(installer.subprocess, "run", lambda cmd, **kw: ran.append(cmd))
+    assert installer.ensure_user("monstack-no-such-user", "monstack-no-such-group", "/nonexistent", [],
+                                 check_mode=True) is True
+    assert ran == []
+    spec = {"path": str(tmp_path / "etc" / "thing"), "owner": "root", "group": "root", "mode": "0750"}
+    assert installer.ensure_directory(spec, check_mode=True) is True
+    assert not (tmp_path / "etc").exists()
+    # an existing directory with the wanted owner and mode is no change
+    (tmp_path / "etc" / "thing").mkdir(parents=True)
+    os.chmod(tmp_path / "etc" / "thing", 0o750)
+    assert installer.ensure_directory(spec, check_mode=True) is False
+    # and one owned by a user the run would create is
+    assert installer.ensure_directory(dict(spec, owner="monstack-no-such-user"), check_mode=True) is True
+
+
+def test_check_mode_plans_files_of_a_user_not_created_yet_and_validates_nowhere_near_them(config_writer, tmp_path):
+    """A fresh host in check mode: the files' owner does not exist yet (the install step would
+    create it), the validator is not installed: the plan reports every file, writes nothing."""
+    root = tmp_path / "etc" / "svc"
+    p = {"files": [{"dest": str(root / "svc.yml"), "content": "a: 1\n", "owner": "root", "group": "monstack-no-such-group"}],
+         "secrets": {}, "root": str(root), "validate": "/nonexistent/bin/svc --check {root}/svc.yml", "prune": [],
+         "when_serving": None}
+    result = config_writer.run(p, check_mode=True)
+    assert result["changed"] and result["created"] == [str(root / "svc.yml")]
+    assert "not validated" in result["validation"]
+    assert not (tmp_path / "etc").exists()
+    # a real run with a missing owner still fails, naming it
+    with pytest.raises(config_writer.StepError):
+        config_writer.run(p)
+
+
+def test_a_pending_reload_is_done_by_the_next_service_step_and_then_cleared(service, tmp_path, monkeypatch):
+    """The config changed in a run that stopped before its service step: the next run's service
+    step sees no change of its own, reloads all the same, and clears what was pending."""
+    monkeypatch.setattr(service, "PENDING_DIR", str(tmp_path / "pending"))
+    state = {"LoadState": "loaded", "ActiveState": "active", "SubState": "running", "MainPID": "0",
+             "NRestarts": "0", "UnitFileState": "enabled", "NeedDaemonReload": "no", "ExecReload": "/bin/kill -HUP",
+             "FragmentPath": "", "DropInPaths": ""}
+    monkeypatch.setattr(service, "show", lambda name: dict(state))
+    calls = []
+    monkeypatch.setattr(service, "systemctl", lambda *args, check=True: calls.append(args) or
+                        types.SimpleNamespace(returncode=0, stdout="", stderr=""))
+    monkeypatch.setattr(service, "wait_ready", lambda p, unit, before: (True, "HTTP 200"))
+    params = {name: option.get("default") for name, option in service.ARGUMENT_SPEC.items()}
+    params["name"] = "prometheus"
+    assert service.run(params)["actions"] == []
+    service.write_pending("prometheus", "reload", "config changed: prometheus.yml")
+    predicted = service.run(params, check_mode=True)
+    assert predicted["actions"] == ["reload"] and "prometheus.yml" in predicted["reload_reason"]
+    assert service.read_pending("prometheus"), "check mode clears nothing"
+    done = service.run(params)
+    assert done["actions"] == ["reload"] and calls == [("reload", "prometheus.service")]
+    assert service.read_pending("prometheus") is None
+    assert service.run(params)["actions"] == []
