@@ -88,7 +88,7 @@ def task_results(output: str, task: str):
 def item_results(output: str, task: str):
     """{(host, item label): result} of a looped task's items, as task_results."""
     return {(match.group(1), match.group(2)): result for match, result in _results(
-        output, task, r"^(?:ok|changed|failed|fatal): \[(\S+)\](?: =>)? \(item=([^\n]*?)\) => ")}
+        output, task, r"^(?:ok|changed|skipping|failed|fatal): \[(\S+)\](?: =>)? \(item=([^\n]*?)\)\s+=> ")}
 
 
 # site.yml's one pass runs every component whose role has nothing but its component task as an

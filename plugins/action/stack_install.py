@@ -133,17 +133,26 @@ def ensure_cached(spec, arch, cache_dir, mirror=None, staged_dir=None):
     with open(os.path.join(directory, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         verified = path + ".sha256"
+        known = None
         if os.path.exists(path) and os.path.exists(verified):
             with open(verified, encoding="utf-8") as handle:
                 known = handle.read().strip()
-            if (not expected or known == expected) and sha256_file(path) == known:
-                return path, known, source
         if not expected:
+            # no pinned hash: the release's checksum list says what the archive is, also for one
+            # already cached (a cached archive of the same name from another source is replaced)
             sums_url = expand(spec["checksums_url"], version, arch, spec.get("vars"))
             sums_source = relocate(sums_url, mirror, staged_dir)
-            expected = parse_checksums(read_source(sums_source), filename)
+            try:
+                expected = parse_checksums(read_source(sums_source), filename)
+            except ArtifactError as exc:
+                if not known:
+                    raise
+                display.warning(f"{filename}: using the cached archive verified earlier ({known}): {exc}")
+                expected = known
             if not expected:
                 raise ArtifactError(f"{sums_source} lists no sha256 for {filename}")
+        if known == expected and sha256_file(path) == known:
+            return path, known, source
         fetch(source, path)
         actual = sha256_file(path)
         if actual != expected:

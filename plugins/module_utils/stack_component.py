@@ -197,11 +197,19 @@ def run(p, check_mode=False, diff=False, warn=None, runners=None):
             args = with_defaults(stack_service.ARGUMENT_SPEC, args)
         else:
             args = p[RESULT_KEYS[step]]
+        unvalidated = (step == "configure" and check_mode and args.get("validate")
+                       and (install_result or {}).get("switched_release"))
+        if unvalidated:
+            # the validator on the host is not the release this run would install (or none yet)
+            args = dict(args, validate=None)
         try:
             outcome = runners[step](args, check_mode, diff, warn)
         except StepError as exc:
             result[RESULT_KEYS[step]] = exc.result
             raise StepError(f"{step}: {exc.msg}", result) from exc
+        if unvalidated and outcome.get("changed"):
+            outcome = dict(outcome, validation="not validated in check mode: the release this run would install "
+                                               "is not on the host yet")
         result[RESULT_KEYS[step]] = outcome
         result["changed"] = result["changed"] or bool(outcome.get("changed"))
         if step == "install":

@@ -23,7 +23,48 @@ options:
       The stack_service module's options, and C(changes) ({root, rules}: the registry's change
       rules for the config directory) and C(cluster_switch_files).
   defer_switch: {type: bool, default: false, description: Stop before the service step when the config step switched a running service.}
+  role:
+    type: str
+    description: >-
+      (the action) The collection role whose C(_<role>_component) variable gives the other
+      arguments; arguments given with it replace those keys.
 author: monitoring-stack
+"""
+
+EXAMPLES = r"""
+# What each role's tasks/deploy.yml runs: its arguments are the role's _<role>_component
+- name: Install, configure and run node_exporter and wait until it serves metrics
+  monstack.observability.stack_component:
+    role: node_exporter
+"""
+
+RETURN = r"""
+install:
+  description: The install step's result (see stack_install).
+  returned: when it ran
+  type: dict
+config:
+  description: The config step's result (see stack_config).
+  returned: when it ran
+  type: dict
+service:
+  description: The service step's result (see stack_service).
+  returned: when it ran
+  type: dict
+switched:
+  description: The config switched how a running service serves; site.yml switches it once every Prometheus
+    is ready.
+  returned: always
+  type: bool
+pending:
+  description: What the controller has to do before the rest runs, install (push the archive) or service
+    (a rolling slot).
+  returned: when it stopped for that
+  type: str
+component:
+  description: The role the arguments came from.
+  returned: with role
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -11,6 +11,11 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: stack_config
 short_description: Stage, validate and atomically install a set of config files
+description:
+  - Plans the change of a set of files (content, owner, mode; strays under I(prune) removed), applies
+    it to a copy of I(root) and runs the service's own validator on that copy; only an accepted
+    change replaces the live files, each atomically. In check mode nothing is written; the copy
+    goes to a private temporary directory, and a validator that is not installed yet is skipped.
 options:
   files:
     type: list
@@ -43,6 +48,52 @@ options:
         The module returns at once and a detached process on the host waits and writes: a target
         file changes within a fraction of a second of its service switching (stack_tls).'
 author: monitoring-stack
+"""
+
+EXAMPLES = r"""
+- name: Write alertmanager.yml, checked by amtool before it replaces the live one
+  monstack.observability.stack_config:
+    root: /etc/alertmanager
+    validate: amtool check-config {root}/alertmanager.yml
+    files:
+      - {dest: /etc/alertmanager/alertmanager.yml, content: "{{ config | to_nice_yaml }}", owner: root,
+         group: alertmanager, mode: "0640"}
+    prune: [/etc/alertmanager]
+"""
+
+RETURN = r"""
+written:
+  description: Files whose content or owner and mode changed (or would, in check mode).
+  returned: always
+  type: list
+  elements: str
+content_changed:
+  description: Files whose content changed.
+  returned: always
+  type: list
+  elements: str
+created:
+  description: Files that did not exist.
+  returned: always
+  type: list
+  elements: str
+removed:
+  description: Stray files removed by I(prune).
+  returned: always
+  type: list
+  elements: str
+validation:
+  description: The validator's output, or why it did not run in check mode.
+  returned: when it ran
+  type: str
+diff:
+  description: Before and after of every changed file; secrets are not shown.
+  returned: with --diff
+  type: list
+armed:
+  description: The I(when_serving) condition a detached process waits for.
+  returned: with when_serving and a change
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -39,6 +39,51 @@ options:
 author: monitoring-stack
 """
 
+EXAMPLES = r"""
+# Usually through the stack_component action (which verifies the archive on the controller
+# and pushes it); alone, with an archive already on the host:
+- name: Install node_exporter 1.9.1 with its user and directories
+  monstack.observability.stack_install:
+    component: node_exporter
+    version: 1.9.1
+    archive: /tmp/node_exporter-1.9.1.linux-amd64.tar.gz
+    archive_sha256: "{{ node_exporter_sha256 }}"
+    strip: node_exporter-1.9.1.linux-amd64
+    links: {node_exporter: node_exporter}
+    user: node_exporter
+    directories:
+      - {path: /etc/node_exporter, owner: root, group: node_exporter, mode: "0750"}
+"""
+
+RETURN = r"""
+arch:
+  description: The host's architecture (amd64 or arm64).
+  returned: always
+  type: str
+needs_archive:
+  description: The release is not installed and no archive was given.
+  returned: always
+  type: bool
+path:
+  description: The release's install directory.
+  returned: always
+  type: str
+installed:
+  description: The archive was unpacked in this run.
+  returned: when it was
+  type: bool
+switched_release:
+  description: C(current) points (or would point, in check mode) at another release than before; the service
+    restarts.
+  returned: when the release is in place or would be
+  type: bool
+removed:
+  description: Older releases removed beyond I(keep).
+  returned: when not in check mode
+  type: list
+  elements: str
+"""
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.monstack.observability.plugins.module_utils.stack_install import ARGUMENT_SPEC, step
 from ansible_collections.monstack.observability.plugins.module_utils.stack_step import StepError

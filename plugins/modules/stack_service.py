@@ -14,6 +14,10 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: stack_service
 short_description: Enable, start, restart or reload a systemd service and wait until it is ready
+description:
+  - Restarts only for a new unit, a new binary or an explicit request, reloads for a changed
+    config, then waits for the readiness endpoint; a unit that does not get ready fails with its
+    last journal lines.
 options:
   name: {type: str, required: true, description: Unit name without .service.}
   enabled: {type: bool, default: true, description: Start at boot.}
@@ -46,6 +50,12 @@ options:
     description: >-
       When a restart is due, change nothing and return C(deferred) (its reason) instead: the
       action plugin then takes a rolling slot and calls again (see I(rolling_batch) there).
+  reason:
+    type: str
+    description: >-
+      Why I(restart) or I(reload) is asked (a new release, a changed unit or config file), shown
+      in C(restart_reason) or C(reload_reason). A reload or restart an earlier run left pending on
+      the host (C(/var/lib/monstack/pending/<name>.json)) is done as well, and cleared once done.
   cluster_status_url:
     type: str
     description: >-
@@ -53,6 +63,50 @@ options:
       member sees are counted, after it the module waits until it sees as many again, so a
       rolling restart never takes two members out of the cluster.
 author: monitoring-stack
+"""
+
+EXAMPLES = r"""
+- name: Reload Prometheus for its new config and wait until it is ready
+  monstack.observability.stack_service:
+    name: prometheus
+    binary: /usr/local/bin/prometheus
+    reload: true
+    reason: "config changed: prometheus.yml"
+    ready_url: http://127.0.0.1:9090/-/ready
+"""
+
+RETURN = r"""
+actions:
+  description: 'What was done (or would be, in check mode): daemon-reload, enable, start, restart, reload.'
+  returned: always
+  type: list
+  elements: str
+restart_reason:
+  description: 'Why it restarted: new release, unit changed, binary changed, config changed, pending since
+    an earlier run.'
+  returned: on a restart
+  type: str
+reload_reason:
+  description: Why it reloaded.
+  returned: on a reload
+  type: str
+ready:
+  description: What the readiness probe answered.
+  returned: after a start, restart or reload
+  type: str
+window:
+  description: When the service went down and when it was ready again (epoch seconds).
+  returned: after a start or restart
+  type: list
+checks_failed:
+  description: The I(checks) that did not hold.
+  returned: with checks
+  type: list
+  elements: str
+deferred:
+  description: The restart's reason, when I(defer_restart) held it back.
+  returned: when deferred
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule

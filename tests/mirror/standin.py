@@ -106,6 +106,22 @@ def serve(bindings):
 
             do_HEAD = do_GET
 
+            def do_POST(self):  # noqa: N802
+                # POST routes are ("POST", path): callables that take the request's headers
+                route = self.table.get(("POST", self.path.split("?")[0]))
+                if route is None:
+                    status, ctype, body = 404, "application/json", '{"message":"Not found"}\n'
+                else:
+                    status, ctype, body = route(self.headers)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("X-Monstack-Stand-In", NAME)
+                self.end_headers()
+                self.wfile.write(data)
+
             def log_message(self, *args):
                 pass
 
@@ -233,7 +249,31 @@ def grafana(args):
         context = tls_context(parser.get("server", "cert_file", fallback=""), parser.get("server", "cert_key", fallback=""))
         if not context:
             fail("[server] protocol = https needs cert_file and cert_key")
-    serve([(host, port, {"/api/health": (200, "application/json", body + "\n")}, context)])
+    # grafana/grafana pkg/api/api.go: POST /api/admin/provisioning/{dashboards,datasources}/reload,
+    # Grafana admins only (basic auth), answering {"message": "... config reloaded"}; 401 otherwise.
+    # The stand-in takes [security] admin_user and admin_password ($__file{...} read at each request,
+    # so a rotated password holds as it would once written into the real database).
+    def admin_only(message):
+        def route(headers):
+            import base64
+            user = parser.get("security", "admin_user", fallback="admin")
+            password = parser.get("security", "admin_password", fallback="admin")
+            if password.startswith("$__file{") and password.endswith("}"):
+                try:
+                    with open(password[len("$__file{"):-1], encoding="utf-8") as handle:
+                        password = handle.read().strip()
+                except OSError:
+                    password = None
+            wanted = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            if password is None or headers.get("Authorization") != wanted:
+                return 401, "application/json", '{"message":"Unauthorized"}\n'
+            return 200, "application/json", json.dumps({"message": message}) + "\n"
+        return route
+
+    serve([(host, port, {"/api/health": (200, "application/json", body + "\n"),
+                         ("POST", "/api/admin/provisioning/datasources/reload"): admin_only("Datasources config reloaded"),
+                         ("POST", "/api/admin/provisioning/dashboards/reload"): admin_only("Dashboards config reloaded")},
+            context)])
 
 
 def main():

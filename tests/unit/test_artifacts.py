@@ -98,3 +98,25 @@ def test_architectures_never_share_a_cache_entry(artifacts, tmp_path):
     with pytest.raises(artifacts.ArtifactError):   # no arm64 archive was staged
         artifacts.ensure_cached(spec(), "arm64", str(tmp_path / "cache"), staged_dir=str(tmp_path / "stage"))
     assert "/linux-amd64/" in amd
+
+
+def test_a_cached_archive_must_match_the_checksum_list_it_would_be_downloaded_against(artifacts, tmp_path):
+    """Issue 36 (9): the cache held a stand-in of the same name and version, the source now has
+    the real archive (MONSTACK_REAL_ARTIFACTS): with no pinned hash the release's checksum list
+    decides, so the cached archive is replaced instead of trusted by its own recorded hash."""
+    stage = tmp_path / "stage"
+    first = make_staged(stage, payload=b"stand-in")
+    assert artifacts.ensure_cached(spec(), "amd64", str(tmp_path / "cache"), staged_dir=str(stage))[1] == first
+    import shutil
+    shutil.rmtree(stage)
+    second = make_staged(stage, payload=b"the real program")
+    path, got, _ = artifacts.ensure_cached(spec(), "amd64", str(tmp_path / "cache"), staged_dir=str(stage))
+    assert got == second != first and hashlib.sha256(open(path, "rb").read()).hexdigest() == second
+
+
+def test_a_cached_archive_serves_when_its_checksum_list_cannot_be_read(artifacts, tmp_path):
+    stage = tmp_path / "stage"
+    digest = make_staged(stage)
+    artifacts.ensure_cached(spec(), "amd64", str(tmp_path / "cache"), staged_dir=str(stage))
+    (stage / "github.com/prometheus/node_exporter/releases/download/v1.2.3/sha256sums.txt").unlink()
+    assert artifacts.ensure_cached(spec(), "amd64", str(tmp_path / "cache"), staged_dir=str(stage))[1] == digest

@@ -349,3 +349,15 @@ def test_a_summary_line_says_what_was_installed_changed_reloaded_or_restarted(ho
     said = host.summary({"config": {"content_changed": ["/etc/p/prometheus.yml"]},
                          "service": {"actions": ["reload"], "reload_reason": "config changed: prometheus.yml"}})
     assert said == "config changed: prometheus.yml; reloaded (config changed: prometheus.yml)"
+
+
+def test_check_mode_does_not_validate_with_a_release_it_would_replace(host):
+    """Check mode on a host that lacks the release (or has another one): the validator there is
+    not the one the real run would use, so the config is planned but not validated, and said so."""
+    release = dict(NOOP, install={"changed": True, "arch": "amd64", "needs_archive": True, "switched_release": True},
+                   configure={"changed": True, "content_changed": ["/etc/loki/loki.yml"]})
+    p = params(config={"files": [], "validate": "/usr/local/bin/loki -verify-config"})
+    result, calls = run(host, p, release, check_mode=True)
+    assert calls[1][1]["validate"] is None and "not validated in check mode" in result["config"]["validation"]
+    _, calls = run(host, p, dict(release, install=NOOP["install"]), check_mode=True)
+    assert calls[1][1]["validate"] == "/usr/local/bin/loki -verify-config"

@@ -1,11 +1,15 @@
 """site.yml behaves like the Ansible operators know: --check --diff previews a change without
-making it (diff of each changed file, nothing written, no service touched), an unchanged stack
-reports changed=0 in check mode, a config the validator rejects fails in check mode too, and
---tags component,phase runs only that phase of that component."""
+making it (diff of each changed file, nothing written, no service touched) and predicts what the
+real run then does, on a fresh host and on a deployed one; an unchanged stack reports changed=0
+in check mode, a config the validator rejects fails in check mode too, --tags component,phase
+runs only that phase of that component and reports the others skipped, a reload skipped with
+--skip-tags service is done by the next run, and every entry point writes the same files."""
 import re
+import subprocess
 
-from conftest import (ONE_PASS_LOOP, RESULTS_AS_JSON, get_host, host_names, item_results, run_playbook, task_results,
-                      unit_pid)
+import yaml
+from conftest import (INVENTORY, ONE_PASS_LOOP, RESULTS_AS_JSON, ROOT, SCENARIO_DIR, get_host, host_names,
+                      item_results, previous_version, run_playbook, task_results, unit_pid, wait_for)
 
 MON = host_names("prometheus")[0] if host_names("prometheus") else None
 testinfra_hosts = [f"podman://{MON}"] if MON else []
@@ -76,9 +80,131 @@ def test_tags_run_one_phase_of_one_component(host):
         assert ran.pop("prometheus") == ["config"], ran
         assert MON in switch and switch[MON]["service"]["actions"] == ["reload"], switch
         assert ran and all(steps == [] for steps in ran.values()), ran
+        # and say so: skipped, not ok
+        for component in ("node_exporter", "alertmanager"):
+            assert re.search(rf"^skipping: \[{MON}\] => \(item={MON}: {component}\)", run.output, re.M), run.output[-3000:]
+        assert all(result.get("skip_reason", "").startswith("no step of this component selected") for result in items)
         mon = get_host(MON)
         assert "scrape_interval: 20s" in mon.file("/etc/prometheus/prometheus.yml").content_string
         assert "default_theme" not in mon.file("/etc/grafana/grafana.ini").content_string, "grafana was configured"
         assert unit_pid(mon, "prometheus") == before[1]["prometheus"], "a config change reloads, never restarts"
     finally:
         run_playbook("converge.yml", "--limit", MON)
+
+
+# --- check mode leaves a host as it was and predicts the real run ---------------------------------
+
+FRESH = "stack-fresh"
+# what a deploy may touch on a host, every file with its owner, mode, size and time; of /var/lib
+# only what is there (the running services write their data below it); Ansible's own files
+# (/root/.ansible, its temporary files) and what the system itself keeps changing are left out
+SNAPSHOT = ("find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp -o -path /var/tmp "
+            "-o -path /var/log -o -path /var/cache -o -path /var/backups -o -path /var/lib -o -path /root \\) -prune "
+            "-o -printf '%p %u %g %m %s %T@\\n' | sort; find /var/lib -maxdepth 1 -printf '%p %u %g %m\\n' | sort; "
+            "systemctl list-units --all --type=service --no-legend --plain | awk '{print $1, $3, $4}'")
+# "<host> <component>: <what it did>" at default verbosity, " (check mode: ...)" after it in check mode
+SUMMARY = re.compile(r"^(\S+) (\w+): (.+?)(?: \(check mode: what a real run would do\))?$", re.M)
+
+
+def snapshot_of(name):
+    return get_host(name).check_output(SNAPSHOT)
+
+
+def summaries(output):
+    return {(host, component): said for host, component, said in SUMMARY.findall(output)}
+
+
+def fresh_host(groups, tmp_path):
+    """A new systemd container on the scenario's network, in these inventory groups (an extra
+    inventory file: pass it with -i after the scenario's)."""
+    subprocess.run(["podman", "rm", "-f", FRESH], capture_output=True)
+    subprocess.run(["podman", "run", "-d", "--name", FRESH, "--hostname", FRESH, "--network", "monstack-stack",
+                    "--cap-add", "SYS_ADMIN", "--systemd", "always", "localhost/monstack-debian13:latest", "/sbin/init"],
+                   check=True, capture_output=True)
+    # booted: systemd's first-boot jobs (/etc/.updated, for one) are done before the snapshot
+    assert wait_for(lambda: subprocess.run(["podman", "exec", FRESH, "systemctl", "is-system-running"],
+                                           capture_output=True, text=True).stdout.strip() in ("running", "degraded"),
+                    60, 1), "the fresh container did not boot"
+    extra = tmp_path / f"fresh-{'-'.join(groups)}.yml"
+    host = {FRESH: {"ansible_connection": "containers.podman.podman", "ansible_python_interpreter": "/usr/bin/python3"}}
+    extra.write_text(yaml.safe_dump({"all": {"hosts": host, "children": {g: {"hosts": {FRESH: {}}} for g in groups}}}))
+    return str(extra)
+
+
+def test_check_mode_on_a_fresh_and_on_a_changed_host_writes_nothing_and_predicts_the_real_run(host, tmp_path):
+    """A host added to every group (but Alertmanager, which would join the scenario's running
+    cluster, and postgres_exporter, below): --check leaves every file, user, group and unit as it
+    was and says per component what the real run that follows then does. Again on the deployed
+    host with changed settings and another node_exporter release (a VictoriaMetrics restart for
+    its new unit, the restart for the release: both used to be missing from check mode)."""
+    groups = ["prometheus", "grafana", "blackbox_exporter", "loki", "promtail", "jaeger", "victoriametrics",
+              "redis_exporter"]
+    extra = fresh_host(groups, tmp_path)
+    try:
+        for settings in ({}, {"node_exporter_version": previous_version("node_exporter"),
+                              "prometheus_scrape_interval": "20s"}):
+            before = snapshot_of(FRESH)
+            check = run_playbook("converge.yml", "-i", extra, "--check", limit=FRESH, extra=settings)
+            assert check.returncode == 0, check.output[-3000:]
+            assert snapshot_of(FRESH) == before, "check mode changed the host"
+            real = run_playbook("converge.yml", "-i", extra, limit=FRESH, extra=settings)
+            assert real.returncode == 0, real.output[-3000:]
+            predicted, done = summaries(check.output), summaries(real.output)
+            assert done and predicted == done, (predicted, done)
+        # what the second pair had to predict
+        assert done[(FRESH, "victoriametrics")].endswith("restarted (unit changed)"), done
+        assert "restarted (new release)" in done[(FRESH, "node_exporter")], done
+        assert "reloaded" in done[(FRESH, "prometheus")], done
+    finally:
+        subprocess.run(["podman", "rm", "-f", FRESH], capture_output=True)
+
+
+def test_check_mode_asks_postgresql_for_the_login_as_the_real_run_does(host, tmp_path):
+    """A host without PostgreSQL in postgres_exporter (its login created by default): --check
+    fails as the real run does, saying why, and changes nothing (it used to pass)."""
+    extra = fresh_host(["postgres_exporter"], tmp_path)
+    try:
+        before = snapshot_of(FRESH)
+        runs = [run_playbook("converge.yml", "-i", extra, *mode, limit=FRESH) for mode in (["--check"], [])]
+        for run in runs:
+            assert run.returncode != 0
+            assert "PostgreSQL is not installed on this host" in run.output, run.output[-3000:]
+        assert snapshot_of(FRESH) == before
+    finally:
+        subprocess.run(["podman", "rm", "-f", FRESH], capture_output=True)
+
+
+# --- a reload is never lost; entry points agree -----------------------------------------------------
+
+def running_scrape_interval(mon):
+    config = mon.check_output("curl -fsS --noproxy '*' http://127.0.0.1:9090/api/v1/status/config")
+    return re.search(r"scrape_interval: (\S+)", yaml.safe_load(config)["data"]["yaml"]).group(1)
+
+
+def test_a_reload_skipped_with_skip_tags_service_is_done_by_the_next_run(host):
+    mon = get_host(MON)
+    before = running_scrape_interval(mon)
+    try:
+        run = run_playbook("converge.yml", "--skip-tags", "service", limit=MON, extra={"prometheus_scrape_interval": "20s"})
+        assert run.returncode == 0, run.output[-3000:]
+        assert "scrape_interval: 20s" in mon.file("/etc/prometheus/prometheus.yml").content_string
+        assert running_scrape_interval(mon) == before, "--skip-tags service reloaded"
+        run = run_playbook("converge.yml", limit=MON, extra={"prometheus_scrape_interval": "20s"})
+        assert run.returncode == 0, run.output[-3000:]
+        assert "reloaded (pending since an earlier run: config changed: prometheus.yml)" in run.output, run.output[-3000:]
+        assert running_scrape_interval(mon) == "20s"
+    finally:
+        run_playbook("converge.yml", limit=MON)
+    assert wait_for(lambda: running_scrape_interval(mon) == before, 30)
+
+
+def test_site_yml_then_the_component_playbook_then_the_collection_role_change_nothing(host, tmp_path):
+    role_play = tmp_path / "collection_role.yml"
+    role_play.write_text(yaml.safe_dump([{"name": "node_exporter through the collection role", "hosts": "all",
+                                          "become": True, "gather_facts": False,
+                                          "roles": ["monstack.observability.node_exporter"]}]))
+    for playbook in (f"{ROOT}/playbooks/node_exporter.yml", str(role_play)):
+        run = run_playbook(playbook)
+        assert run.returncode == 0, run.output[-3000:]
+        recap = re.findall(r"^\S+\s+: ok=\d+\s+changed=(\d+)", run.output, re.M)
+        assert recap and set(recap) == {"0"}, (playbook, run.output[-3000:])
