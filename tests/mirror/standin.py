@@ -93,8 +93,7 @@ def serve(bindings):
         class Handler(http.server.BaseHTTPRequestHandler):
             table = routes
 
-            def do_GET(self):  # noqa: N802
-                status, ctype, body = self.table.get(self.path.split("?")[0], (404, "text/plain", "not served by the stand-in\n"))
+            def reply(self, status, ctype, body):
                 data = body.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
@@ -104,23 +103,16 @@ def serve(bindings):
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_GET(self):  # noqa: N802
+                self.reply(*self.table.get(self.path.split("?")[0], (404, "text/plain", "not served by the stand-in\n")))
+
             do_HEAD = do_GET
 
             def do_POST(self):  # noqa: N802
                 # POST routes are ("POST", path): callables that take the request's headers
                 route = self.table.get(("POST", self.path.split("?")[0]))
-                if route is None:
-                    status, ctype, body = 404, "application/json", '{"message":"Not found"}\n'
-                else:
-                    status, ctype, body = route(self.headers)
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("X-Monstack-Stand-In", NAME)
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(*(route(self.headers) if route else (404, "application/json", '{"message":"Not found"}\n')))
 
             def log_message(self, *args):
                 pass
