@@ -55,6 +55,25 @@ def hostvars(name: str) -> dict:
     return AnsibleRunner(INVENTORY).get_variables(name)
 
 
+def new_host(name: str, network: str, tmp_path, groups=()) -> str:
+    """A new Debian 13 systemd container on the scenario's network, booted (systemd's first-boot
+    jobs done), and an extra inventory file naming it in these groups: its path, to pass with -i
+    after the scenario's. Remove it with podman rm -f <name>."""
+    subprocess.run(["podman", "rm", "-f", name], capture_output=True)
+    subprocess.run(["podman", "run", "-d", "--name", name, "--hostname", name, "--network", network,
+                    "--cap-add", "SYS_ADMIN", "--systemd", "always", "localhost/monstack-debian13:latest", "/sbin/init"],
+                   check=True, capture_output=True)
+    assert wait_for(lambda: subprocess.run(["podman", "exec", name, "systemctl", "is-system-running"],
+                                           capture_output=True, text=True).stdout.strip() in ("running", "degraded"),
+                    60, 1), f"the new container {name} did not boot"
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    extra = tmp_path / f"{name}-{'-'.join(groups) or 'all'}.yml"
+    host = {name: {"ansible_connection": "containers.podman.podman", "ansible_python_interpreter": "/usr/bin/python3"}}
+    extra.write_text(yaml.safe_dump({"all": {"hosts": host, "children": {g: {"hosts": {name: {}}} for g in groups}}}))
+    return str(extra)
+
+
 def run_playbook(playbook: str, *args: str, limit: str | None = None, extra: dict | None = None,
                  env: dict | None = None):
     """Run a playbook against the scenario's inventory the way molecule converges it."""

@@ -33,24 +33,33 @@ find_python() {
   return 1
 }
 
-# make_venv DIR PYTHON PAIR EXTRA: DIR as a venv of PYTHON holding `pip install .[EXTRA]` of this
-# project, pinned by constraints/PAIR.txt; redone only when one of those changed.
+# install_project DIR PYTHON EXTRA LOG [PIP ARGS...]: DIR as a new venv of PYTHON holding
+# `pip install .[EXTRA]` of this project (with PIP ARGS: constraints, an ansible-core range);
+# pip's output goes to LOG. Fails (status 1) when pip does.
+install_project() {
+  local dir=$1 python=$2 extra=$3 log=$4 src status=0
+  shift 4
+  rm -rf "$dir"
+  "$python" -m venv "$dir" || die "$python -m venv failed (Debian: apt-get install python3-venv)"
+  "$dir/bin/pip" install -q --upgrade pip >"$log" 2>&1
+  # a copy of the project, so that pip's build leaves nothing in the checkout
+  src=$(mktemp -d)
+  cp "$ROOT/pyproject.toml" "$ROOT/README.md" "$src/"
+  "$dir/bin/pip" install -q "$@" "$src[$extra]" >>"$log" 2>&1 || status=1
+  rm -rf "$src"
+  return $status
+}
+
+# make_venv DIR PYTHON PAIR EXTRA: install_project pinned by constraints/PAIR.txt, redone only
+# when the project, the constraints or the Python changed.
 make_venv() {
   local dir=$1 python=$2 pair=$3 extra=$4 stamp
   stamp="$dir/.monstack-$(cat "$ROOT/pyproject.toml" "$ROOT/constraints/$pair.txt" <("$python" -V) | sha256sum | cut -c1-16)"
   [[ -e $stamp ]] && return 0
-  rm -rf "$dir"
-  "$python" -m venv "$dir" || die "$python -m venv failed (Debian: apt-get install python3-venv)"
-  "$dir/bin/pip" install -q --upgrade pip
-  # a copy of the project, so that pip's build leaves nothing in the checkout
-  local src
-  src=$(mktemp -d)
-  cp "$ROOT/pyproject.toml" "$ROOT/README.md" "$src/"
-  if ! "$dir/bin/pip" install -q -c "$ROOT/constraints/$pair.txt" "$src[$extra]" >"$STATE/pip-$pair.log" 2>&1; then
+  if ! install_project "$dir" "$python" "$extra" "$STATE/pip-$pair.log" -c "$ROOT/constraints/$pair.txt"; then
     grep -v "^WARNING: Location" "$STATE/pip-$pair.log" >&2
     die "pip could not install the $pair toolchain (constraints/$pair.txt) into $dir (see above)"
   fi
-  rm -rf "$src"
   echo "$pair toolchain: $("$dir/bin/ansible" --version | head -1) on $("$dir/bin/python" -V)"
   touch "$stamp"
 }

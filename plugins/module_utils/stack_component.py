@@ -41,14 +41,24 @@ def config_switched(result):
     return bool([path for path in result.get("content_changed") or [] if path not in created] or result.get("removed"))
 
 
+def changed_paths(result):
+    """The files a stack_config result changed or removed."""
+    return list((result or {}).get("content_changed") or []) + list((result or {}).get("removed") or [])
+
+
+def relative(path, root):
+    """path relative to root when it lies below it, else as it is."""
+    prefix = str(root).rstrip("/") + "/"
+    return path[len(prefix):] if path.startswith(prefix) else path
+
+
 def change_action(result, root, changes):
     """What the files a stack_config run changed or removed need: 'restart', 'reload' or
     'none'. changes: [[glob, action], ...] from the registry, globs relative to root (or
     absolute), first match per file wins; the strongest action over all files is returned."""
-    prefix = str(root).rstrip("/") + "/"
     wanted = "none"
-    for path in list((result or {}).get("content_changed") or []) + list((result or {}).get("removed") or []):
-        rel = path[len(prefix):] if path.startswith(prefix) else path
+    for path in changed_paths(result):
+        rel = relative(path, root)
         for pattern, action in changes or []:
             if action not in RANK:
                 raise ValueError(f"change rule {pattern}: action must be reload, restart or none, got {action!r}")
@@ -70,20 +80,16 @@ def needed_action(service, config_result, install_result=None):
     'restart' for a changed unit file or a new release (what the real run's service step sees as
     systemd's NeedDaemonReload or a replaced binary, stated here so that check mode predicts it
     too), else what the registry's change rules say of the changed files, or ('none', None)."""
-    config_result = config_result or {}
     changes = (service or {}).get("changes")
-    changed = list(config_result.get("content_changed") or []) + list(config_result.get("removed") or [])
-    units = unit_files(str((service or {}).get("name") or ""), changed)
+    changed = changed_paths(config_result)
     if (install_result or {}).get("switched_release"):
         return "restart", "new release"
-    if units:
+    if unit_files(str((service or {}).get("name") or ""), changed):
         return "restart", "unit changed"
     action = change_action(config_result, changes["root"], changes["rules"]) if changes else "none"
     if action == "none":
         return "none", None
-    root = str(changes["root"]).rstrip("/") + "/"
-    names = sorted(path[len(root):] if path.startswith(root) else path for path in changed)
-    return action, "config changed: " + ", ".join(names)
+    return action, "config changed: " + ", ".join(sorted(relative(path, changes["root"]) for path in changed))
 
 
 def service_args(service, config_result, install_result=None):
@@ -93,15 +99,13 @@ def service_args(service, config_result, install_result=None):
     check while a file of cluster_switch_files changed. Arguments given as none are left out."""
     args = {k: v for k, v in dict(service).items() if v is not None}
     switch_files = set(args.pop("cluster_switch_files", None) or [])
-    config_result = config_result or {}
     action, reason = needed_action(args, config_result, install_result)
     args.pop("changes", None)
-    changed = set(config_result.get("content_changed") or []) | set(config_result.get("removed") or [])
     args["restart"] = bool(args.get("restart")) or action == "restart"
     args["reload"] = bool(args.get("reload")) or action == "reload"
     if reason and not args.get("reason"):
         args["reason"] = reason
-    if switch_files & changed:
+    if switch_files & set(changed_paths(config_result)):
         args.pop("cluster_status_url", None)
     return args
 

@@ -95,31 +95,30 @@ def _group_exists(name):
 
 
 def ensure_directory(spec, check_mode=False):
+    """The directory with its owner, group and mode; True when it changed (or would, in check
+    mode, which writes nothing)."""
     path = spec["path"]
     mode = int(str(spec.get("mode", "0755")), 8)
-    if check_mode:
-        # the owner may be a user this run would create first: compare names, write nothing
-        if not os.path.isdir(path):
+    try:
+        uid = pwd.getpwnam(spec.get("owner", "root")).pw_uid
+        gid = grp.getgrnam(spec.get("group", "root")).gr_gid
+    except KeyError:
+        if check_mode:
+            return True  # an owner this run's install step would create first
+        raise
+    changed = not os.path.isdir(path)
+    if changed:
+        if check_mode:
             return True
-        st = os.stat(path)
-        try:
-            owned = (pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name) == (
-                spec.get("owner", "root"), spec.get("group", "root"))
-        except KeyError:
-            owned = False
-        return not owned or st.st_mode & 0o7777 != mode
-    uid = pwd.getpwnam(spec.get("owner", "root")).pw_uid
-    gid = grp.getgrnam(spec.get("group", "root")).gr_gid
-    changed = False
-    if not os.path.isdir(path):
         os.makedirs(path, exist_ok=True)
-        changed = True
     st = os.stat(path)
     if (st.st_uid, st.st_gid) != (uid, gid):
-        os.chown(path, uid, gid)
+        if not check_mode:
+            os.chown(path, uid, gid)
         changed = True
     if st.st_mode & 0o7777 != mode:
-        os.chmod(path, mode)
+        if not check_mode:
+            os.chmod(path, mode)
         changed = True
     return changed
 

@@ -313,9 +313,8 @@ def run(p, check_mode=False, warn=None):
         elif p["restart"] or unit_changed or binary_changed:
             result["actions"].append("restart")
             # the caller's reason first (a new release, a changed unit: what check mode also knows)
-            result["restart_reason"] = ((p["restart"] and p.get("reason")) or
-                                        ("binary changed" if binary_changed else "unit changed" if unit_changed else
-                                         p.get("reason") or "requested"))
+            detected = "binary changed" if binary_changed else "unit changed" if unit_changed else "requested"
+            result["restart_reason"] = (p["restart"] and p.get("reason")) or detected
         elif p["reload"]:
             result["actions"].append("reload" if state.get("ExecReload") or p["reload_urls"] else "restart")
             result["reload_reason"] = p.get("reason") or "requested"

@@ -4,6 +4,8 @@ For every role: the variables in meta/argument_specs.yml and in defaults/main.ym
 same names; a documented default equals the real one (a default computed by a template is
 described in words instead, so the spec states none); a role README names no variable that
 exists nowhere."""
+import importlib
+import os
 import pathlib
 import re
 
@@ -97,7 +99,7 @@ def test_ansible_doc_renders_every_module_with_examples_and_return_values(module
     import subprocess
 
     proc = subprocess.run(["ansible-doc", f"monstack.observability.{module}"], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT, env={**__import__("os").environ, "ANSIBLE_NOCOLOR": "1"})
+                          timeout=60, cwd=ROOT, env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
     assert proc.returncode == 0, proc.stderr[-1000:]
     assert "EXAMPLES:" in proc.stdout and "RETURN VALUES:" in proc.stdout, proc.stdout[-500:]
 
@@ -110,8 +112,6 @@ def test_every_module_documents_exactly_the_options_its_spec_takes(module):
     docs = {node.targets[0].id: node.value.value for node in tree.body
             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)}
     documented = set(yaml.safe_load(docs["DOCUMENTATION"])["options"])
-    from ansible_collections.monstack.observability.plugins import module_utils  # noqa: F401
-    import importlib
     spec = importlib.import_module(f"ansible_collections.monstack.observability.plugins.module_utils.{module}").ARGUMENT_SPEC
     # stack_component's `role` is its action's (the module never sees it)
     assert documented - {"role"} == set(spec), (sorted(documented), sorted(spec))

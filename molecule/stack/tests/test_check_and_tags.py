@@ -8,8 +8,8 @@ import re
 import subprocess
 
 import yaml
-from conftest import (INVENTORY, ONE_PASS_LOOP, RESULTS_AS_JSON, ROOT, SCENARIO_DIR, get_host, host_names,
-                      item_results, previous_version, run_playbook, task_results, unit_pid, wait_for)
+from conftest import (ONE_PASS_LOOP, RESULTS_AS_JSON, ROOT, get_host, host_names, item_results, new_host,
+                      previous_version, run_playbook, task_results, unit_pid, wait_for)
 
 MON = host_names("prometheus")[0] if host_names("prometheus") else None
 testinfra_hosts = [f"podman://{MON}"] if MON else []
@@ -115,20 +115,9 @@ def summaries(output):
 
 
 def fresh_host(groups, tmp_path):
-    """A new systemd container on the scenario's network, in these inventory groups (an extra
-    inventory file: pass it with -i after the scenario's)."""
-    subprocess.run(["podman", "rm", "-f", FRESH], capture_output=True)
-    subprocess.run(["podman", "run", "-d", "--name", FRESH, "--hostname", FRESH, "--network", "monstack-stack",
-                    "--cap-add", "SYS_ADMIN", "--systemd", "always", "localhost/monstack-debian13:latest", "/sbin/init"],
-                   check=True, capture_output=True)
-    # booted: systemd's first-boot jobs (/etc/.updated, for one) are done before the snapshot
-    assert wait_for(lambda: subprocess.run(["podman", "exec", FRESH, "systemctl", "is-system-running"],
-                                           capture_output=True, text=True).stdout.strip() in ("running", "degraded"),
-                    60, 1), "the fresh container did not boot"
-    extra = tmp_path / f"fresh-{'-'.join(groups)}.yml"
-    host = {FRESH: {"ansible_connection": "containers.podman.podman", "ansible_python_interpreter": "/usr/bin/python3"}}
-    extra.write_text(yaml.safe_dump({"all": {"hosts": host, "children": {g: {"hosts": {FRESH: {}}} for g in groups}}}))
-    return str(extra)
+    """A new container in these inventory groups (an extra inventory file: pass it with -i after
+    the scenario's)."""
+    return new_host(FRESH, "monstack-stack", tmp_path, groups)
 
 
 def test_check_mode_on_a_fresh_and_on_a_changed_host_writes_nothing_and_predicts_the_real_run(host, tmp_path):

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from conftest import (INVENTORY, SCENARIO_DIR, delivered_alerts, expected_version, exposure, get_host, host_names,
-                      is_standin, require_real, run_playbook, start_alert_sink, stop_alert_sink, unit_pid, wait_for)
+                      is_standin, new_host, require_real, run_playbook, start_alert_sink, stop_alert_sink, unit_pid,
+                      wait_for)
 
 MON = host_names("prometheus")[0] if host_names("prometheus") else None
 testinfra_hosts = [f"podman://{MON}"] if MON else []
@@ -211,17 +212,10 @@ def pids():
 
 def test_a_host_added_to_the_inventory_is_scraped_without_restarting_anything(host, tmp_path):
     name = "stack-newhost"
-    subprocess.run(["podman", "rm", "-f", name], capture_output=True)
-    subprocess.run(["podman", "run", "-d", "--name", name, "--hostname", name, "--network", "monstack-stack",
-                    "--cap-add", "SYS_ADMIN", "--systemd", "always", "localhost/monstack-debian13:latest", "/sbin/init"],
-                   check=True, capture_output=True)
     try:
-        subprocess.run(["podman", "exec", name, "systemctl", "is-system-running", "--wait"], capture_output=True)
-        extra = tmp_path / "extra.yml"
-        extra.write_text(yaml.safe_dump({"all": {"hosts": {name: {
-            "ansible_connection": "containers.podman.podman", "ansible_python_interpreter": "/usr/bin/python3"}}}}))
+        extra = new_host(name, "monstack-stack", tmp_path)
         before = pids()
-        proc = subprocess.run(["ansible-playbook", "-i", INVENTORY, "-i", str(extra), f"{SCENARIO_DIR}/converge.yml"],
+        proc = subprocess.run(["ansible-playbook", "-i", INVENTORY, "-i", extra, f"{SCENARIO_DIR}/converge.yml"],
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
         assert wait_for(lambda: query(host, f'up{{job="node", instance="{name}:9100"}}').get(("node", f"{name}:9100")) == 1, 60)
