@@ -201,6 +201,7 @@ def install_target(args):
         "version": version,
         "format": "zip" if spec["url"].endswith(".zip") else "tar.gz",
         "links": catalog.get("links") or {},
+        "requires": required_files(catalog.get("requires"), version),
         "sha256": sha256.get(version) or {},
         "root": settings["install_root"],
         "bin_dir": settings["bin_dir"],
@@ -208,6 +209,21 @@ def install_target(args):
     }
     target.update({k: args[k] for k in ("user", "group", "home", "groups", "directories") if args.get(k) is not None})
     return spec, target, settings
+
+
+def version_key(version):
+    return tuple(int(part) if part.isdigit() else 0 for part in re.split(r"[.+-]", str(version))[:3])
+
+
+def required_files(requires, version):
+    """The catalog's `requires` for this version: {path: why}; an entry {why, since} counts from
+    release `since` on."""
+    out = {}
+    for path, rule in (requires or {}).items():
+        rule = rule if isinstance(rule, dict) else {"why": rule}
+        if not rule.get("since") or version_key(version) >= version_key(rule["since"]):
+            out[path] = str(rule.get("why") or "")
+    return out
 
 
 def cached_archive(spec, settings, arch):

@@ -71,10 +71,11 @@ def inventory_datasources(sources, scrape_interval="15s"):
     return out
 
 
-def tls_datasources(datasources, passwords, user, ca, components=None):
+def tls_datasources(datasources, passwords, user, ca, components=None, client_certs=None, cert="", key=""):
     """stack_tls on the inventory's datasources: each one of a component stack_tls protects
     (its uid is the component, in components or passwords) and reached over https verifies the
-    stack's CA, and logs in as user where the component takes basic auth (passwords has it).
+    stack's CA, logs in as user where the component takes basic auth (passwords has it) and
+    presents Grafana's host certificate (cert, key) where it asks for one (client_certs).
     Secrets go to secureJsonData, which Grafana stores encrypted; a $ is doubled since
     provisioning files expand environment variables."""
     protected = set(components or []) | set(passwords or {})
@@ -86,6 +87,9 @@ def tls_datasources(datasources, passwords, user, ca, components=None):
             if uid in (passwords or {}):
                 settings = combine(settings, {"basicAuth": True, "basicAuthUser": str(user), "secureJsonData": {
                     "basicAuthPassword": str(passwords[uid]).replace("$", "$$")}}, recursive=True)
+            if uid in (client_certs or []):
+                settings = combine(settings, {"jsonData": {"tlsAuth": True}, "secureJsonData": {
+                    "tlsClientCert": str(cert), "tlsClientKey": str(key)}}, recursive=True)
             source = combine(source, settings, recursive=True)
         out.append(source)
     return out

@@ -29,6 +29,19 @@ def problems(config):
     return out
 
 
+def group_problems(hosts, group):
+    """The role runs Loki as one single binary with its index and chunks on local disk and an
+    in-memory ring: two such hosts share nothing, each would get every line from every Promtail
+    and Grafana would read only the first. One host per inventory is the supported layout."""
+    hosts = list(hosts or [])
+    if len(hosts) <= 1:
+        return []
+    return [f"the {group} group has {len(hosts)} hosts ({', '.join(hosts)}): this role runs Loki as a single "
+            "binary with local storage, so they would be unrelated copies that each store every line "
+            "and Grafana would read only the first; keep one host in the group (a Loki cluster needs "
+            "object storage and a memberlist ring, which this role does not set up)"]
+
+
 class FilterModule:
     def filters(self):
-        return {"loki_problems": problems}
+        return {"loki_problems": problems, "loki_group_problems": group_problems}

@@ -14,6 +14,13 @@ def problems(config, loki_group):
             for client in clients if not re.match(r"https?://", str(client.get("url", "")))]
 
 
+def file_target(path, labels):
+    """A static target group that tails the files of one pattern. Promtail takes __path__ as one
+    doublestar pattern (grafana/loki@v3.6.11 clients/pkg/promtail/targets/file/filetarget.go): a
+    comma is a literal character there, so several patterns need a group each."""
+    return {"targets": ["localhost"], "labels": dict(labels, __path__=path)}
+
+
 class FilterModule:
     def filters(self):
-        return {"promtail_problems": problems}
+        return {"promtail_problems": problems, "promtail_file_target": file_target}

@@ -242,23 +242,30 @@ def prefix_keys(mapping, prefix):
     return {f"{prefix}{name}": value for name, value in (mapping or {}).items()}
 
 
-def tls_client_settings(registry, user, ca_file="ca.crt", secrets_dir="secrets"):
+def client_cert_components(registry):
+    """Components whose endpoints require a client certificate under stack_tls (client_cert)."""
+    return sorted(name for name, entry in (registry or {}).items() if (entry or {}).get("tls") and entry.get("client_cert"))
+
+
+def tls_client_settings(registry, user, ca_file="ca.crt", secrets_dir="secrets", cert_file="tls.crt", key_file="tls.key"):
     """{component: {tls_config, basic_auth}}: how Prometheus reaches each component stack_tls
     protects (scrapes, alerts, remote writes): the CA verifies its certificate, the user logs in
     with the component's password (password_file <secrets_dir>/stack-<component>) where the
-    component takes basic auth."""
+    component takes basic auth, and presents its own host certificate where the component asks
+    for a client certificate instead (client_cert)."""
     auth = set(tls_components(registry, auth_only=True))
-    return {name: {"tls_config": {"ca_file": ca_file}} | (
+    certs = set(client_cert_components(registry))
+    return {name: {"tls_config": {"ca_file": ca_file} | ({"cert_file": cert_file, "key_file": key_file} if name in certs else {})} | (
                 {"basic_auth": {"username": str(user), "password_file": f"{secrets_dir}/stack-{name}"}}
                 if name in auth else {})
             for name in tls_components(registry)}
 
 
-def tls_job_settings(registry, user, ca_file="ca.crt", secrets_dir="secrets"):
+def tls_job_settings(registry, user, ca_file="ca.crt", secrets_dir="secrets", cert_file="tls.crt", key_file="tls.key"):
     """tls_client_settings by scrape job name, merged into each job. A target that still serves
     plain HTTP (its host without stack_tls) is scraped as before: the scheme is set per target
     and neither setting applies there (basic auth is ignored by an endpoint without it)."""
-    settings = tls_client_settings(registry, user, ca_file, secrets_dir)
+    settings = tls_client_settings(registry, user, ca_file, secrets_dir, cert_file, key_file)
     out = {}
     for name, value in settings.items():
         metrics = registry[name].get("metrics") or {}
@@ -753,9 +760,11 @@ class FilterModule:
             "stack_systemd_value": systemd_value,
             "stack_systemd_quote": systemd_quote,
             "stack_web_files": web_files,
+            "stack_bcrypt": bcrypt_hash,
             "stack_ca_files": ca_files,
             "stack_cert_files": cert_files,
             "stack_tls_components": tls_components,
+            "stack_tls_client_cert_components": client_cert_components,
             "stack_tls_users": tls_users,
             "stack_tls_job_settings": tls_job_settings,
             "stack_tls_client_settings": tls_client_settings,

@@ -15,6 +15,7 @@ import json
 import os
 import pwd
 import shutil
+import struct
 import subprocess
 import tarfile
 import zipfile
@@ -30,6 +31,62 @@ def host_arch():
     if machine not in ARCHES:
         raise ValueError(f"unsupported architecture {machine!r}: only x86_64 (amd64) and aarch64 (arm64) are supported")
     return ARCHES[machine]
+
+
+def glibc_needed(path):
+    """The newest GLIBC_x.y symbol version an ELF executable requires (its .gnu.version_r), as
+    a tuple, or None for a file that is not a dynamically linked 64-bit little-endian ELF (a Go
+    static binary, a script)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        return None
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    newest = None
+    for _, kind, _, _, offset, _, link, info, _, _ in sections:
+        if kind != 0x6FFFFFFE:  # SHT_GNU_verneed
+            continue
+        strtab = sections[link][4]
+        entry = offset
+        for _ in range(info):
+            _, count, _, aux, following = struct.unpack_from("<HHIII", data, entry)
+            at = entry + aux
+            for _ in range(count):
+                _, _, _, name, after = struct.unpack_from("<IHHII", data, at)
+                end = data.index(b"\0", strtab + name)
+                text = data[strtab + name:end].decode("ascii", "replace")
+                if text.startswith("GLIBC_") and text[6:].replace(".", "").isdigit():
+                    version = tuple(int(x) for x in text[6:].split("."))
+                    newest = max(newest or version, version)
+                at += after
+            entry += following
+    return newest
+
+
+def host_glibc():
+    """This host's glibc version as a tuple, or None (musl, or not known)."""
+    try:
+        name, _, version = os.confstr("CS_GNU_LIBC_VERSION").partition(" ")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return tuple(int(x) for x in version.split(".") if x.isdigit()) if name == "glibc" else None
+
+
+def unrunnable(staging, links, host=None):
+    """The linked binaries of an unpacked release this host's glibc cannot load, as messages."""
+    host = host or host_glibc()
+    found = []
+    for name, target in sorted(links.items()):
+        needed = glibc_needed(os.path.join(staging, target))
+        if needed and host and needed > host:
+            found.append(f"{name} needs glibc {'.'.join(map(str, needed))} (GLIBC_{'.'.join(map(str, needed))} symbols) "
+                         f"and this host has {'.'.join(map(str, host))}")
+    return found
 
 
 def read_marker(path):
@@ -246,6 +303,19 @@ def run(p, check_mode=False):
         if missing:
             shutil.rmtree(staging, ignore_errors=True)
             raise StepError(f"archive {p['source']} lacks {', '.join(missing)}", result)
+        # files the release must hold besides its binaries, each with why
+        lacking = [f"{path} ({why})" for path, why in sorted((p.get("requires") or {}).items())
+                   if not os.path.exists(os.path.join(staging, path))]
+        if lacking:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StepError(f"{p['component']} {p['version']}: archive {p['source']} lacks {'; '.join(lacking)}; "
+                            "the installed release stays", result)
+        # a build this host cannot load never replaces the running release
+        cannot = unrunnable(staging, p["links"])
+        if cannot:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StepError(f"{p['component']} {p['version']} cannot run here: {'; '.join(cannot)}; "
+                            "the installed release stays", result)
         with open(os.path.join(staging, MARKER), "w", encoding="utf-8") as handle:
             json.dump({"component": p["component"], "version": p["version"], "arch": arch,
                        "sha256": actual, "source": p["source"],
@@ -282,6 +352,7 @@ ARGUMENT_SPEC = dict(
     strip=dict(type="str", default=""),
     rename=dict(type="dict", default={}),
     links=dict(type="dict", default={}),
+    requires=dict(type="dict", default={}),
     root=dict(type="path", default="/opt/monitoring"),
     bin_dir=dict(type="path", default="/usr/local/bin"),
     keep=dict(type="int", default=2),

@@ -140,10 +140,10 @@ def clear_pending(name, directory=None):
         pass
 
 
-def request(url, username=None, password=None, method="GET", timeout=3):
+def request(url, username=None, password=None, method="GET", timeout=3, client_cert=None):
     """HTTP call to a service on this host: never through a proxy, certificate not checked
-    (it may be self-signed), basic auth when a user is given. Returns (status, body). Errors
-    are OSErrors (urllib's included)."""
+    (it may be self-signed), basic auth when a user is given, client_cert ([cert, key] files)
+    presented when given. Returns (status, body). Errors are OSErrors (urllib's included)."""
     # imported here: urllib.request and ssl are most of a no-op's imports on the host (45 ms),
     # and most no-ops make no HTTP call
     import ssl
@@ -155,29 +155,38 @@ def request(url, username=None, password=None, method="GET", timeout=3):
         req.add_header("Authorization", f"Basic {token}")
     handlers = [urllib.request.ProxyHandler({})]
     if url.startswith("https"):
-        handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
+        context = ssl._create_unverified_context()
+        if client_cert:
+            context.load_cert_chain(*client_cert)
+        handlers.append(urllib.request.HTTPSHandler(context=context))
     with urllib.request.build_opener(*handlers).open(req, timeout=timeout) as response:
         return response.status, response.read()
 
 
-def probe(url, port, username, password):
+def probe(url, port, username, password, accept=(), client_cert=None):
+    """(ready, detail, note): note says why an answer in accept ({status, body, means}: a
+    non-2xx answer that still means the service runs) counted as ready."""
     if url:
         import urllib.error
 
         try:
-            status, _ = request(url, username, password)
-            return 200 <= status < 300, f"HTTP {status}"
+            status, _ = request(url, username, password, client_cert=client_cert)
+            return 200 <= status < 300, f"HTTP {status}", None
         except urllib.error.HTTPError as exc:
-            return False, f"HTTP {exc.code}"
+            body = exc.read().decode("utf-8", "replace")
+            for answer in accept or ():
+                if exc.code == answer["status"] and answer["body"] in body:
+                    return True, f"HTTP {exc.code}: {answer['body']}", answer["means"]
+            return False, f"HTTP {exc.code}", None
         except OSError as exc:
-            return False, str(getattr(exc, "reason", exc))
+            return False, str(getattr(exc, "reason", exc)), None
     if port:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=3):
-                return True, f"port {port} open"
+                return True, f"port {port} open", None
         except OSError as exc:
-            return False, str(exc)
-    return True, "no readiness check configured"
+            return False, str(exc), None
+    return True, "no readiness check configured", None
 
 
 def fetch(url, username, password):
@@ -220,6 +229,7 @@ def journal(unit, lines):
 
 
 def wait_ready(p, unit, restarts_before):
+    """(ready, detail); a note on an accepted answer (probe) goes to p's "_notes" list."""
     deadline = time.monotonic() + p["ready_timeout"]
     detail = "not probed"
     while True:
@@ -229,8 +239,11 @@ def wait_ready(p, unit, restarts_before):
         if int(state.get("NRestarts") or 0) > restarts_before:
             return False, f"the unit restarted {int(state['NRestarts']) - restarts_before} time(s) while starting"
         if state.get("ActiveState") == "active":
-            ok, detail = probe(p["ready_url"], p["ready_port"], p["url_username"], p["url_password"])
+            ok, detail, note = probe(p["ready_url"], p["ready_port"], p["url_username"], p["url_password"],
+                                     p.get("ready_accept"), p.get("ready_client_cert") or None)
             if ok:
+                if note:
+                    p.setdefault("_notes", []).append(note)
                 # one more look: a process that answered once and died right after is not ready
                 time.sleep(0.5)
                 again = show(unit)
@@ -271,6 +284,8 @@ ARGUMENT_SPEC = dict(
     reload=dict(type="bool", default=False),
     binary=dict(type="path"),
     ready_url=dict(type="str"),
+    ready_accept=dict(type="list", elements="dict", default=[]),
+    ready_client_cert=dict(type="list", elements="path", default=[]),
     ready_port=dict(type="int"),
     ready_timeout=dict(type="int", default=60),
     url_username=dict(type="str"),
@@ -376,7 +391,12 @@ def run(p, check_mode=False, warn=None):
 
 
 def finish(p, result, warn=None):
-    """Run the post-start checks: their problems are warnings, or a StepError with checks_fatal."""
+    """Run the post-start checks: their problems are warnings, or a StepError with checks_fatal.
+    An answer the readiness check accepted (ready_accept) is a warning as well."""
+    for note in p.get("_notes") or []:
+        result.setdefault("ready_notes", []).append(note)
+        if warn:
+            warn(f"{p['name']} on {socket.gethostname()} is ready, but {note}")
     if p["checks"]:
         result["checks_failed"] = run_checks(p)
         where = f"{p['name']} on {socket.gethostname()}"

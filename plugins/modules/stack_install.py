@@ -28,6 +28,12 @@ options:
   strip: {type: str, default: '', description: Top directory inside the archive to strip.}
   rename: {type: dict, default: {}, description: Archive member to name in the install directory.}
   links: {type: dict, default: {}, description: Link name in I(bin_dir) to path inside the install directory.}
+  requires:
+    type: dict
+    default: {}
+    description: >-
+      Paths the unpacked release must hold besides the linked binaries, each with the reason
+      given when it is missing (the install then fails and the installed release stays).
   root: {type: path, default: /opt/monitoring, description: Install root.}
   bin_dir: {type: path, default: /usr/local/bin, description: Where the links go.}
   keep: {type: int, default: 2, description: Installed releases kept for rollback.}

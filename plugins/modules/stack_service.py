@@ -25,6 +25,19 @@ options:
   reload: {type: bool, default: false, description: Reload (ExecReload) when running; start when stopped.}
   binary: {type: path, description: Linked executable; a running process on another file is restarted.}
   ready_url: {type: str, description: URL that answers 2xx when the service is ready.}
+  ready_accept:
+    type: list
+    elements: dict
+    default: []
+    description: >-
+      Answers of I(ready_url) other than 2xx that still mean the service runs, each
+      {status, body (a text the answer contains), means (the warning given)}; e.g. Promtail's
+      500 "Unable to find any logs to tail" while no file it watches exists yet.
+  ready_client_cert:
+    type: list
+    elements: path
+    default: []
+    description: The certificate and key files (in that order) I(ready_url) is called with, for a service that requires client certificates.
   ready_port: {type: int, description: TCP port on 127.0.0.1 to wait for when there is no URL.}
   ready_timeout: {type: int, default: 60, description: Seconds to wait.}
   url_username: {type: str, description: Basic auth user for I(ready_url).}

@@ -30,6 +30,8 @@ import tempfile
 import urllib.request
 import zipfile
 
+import yaml
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEBIAN = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 GH = "github.com"
@@ -73,7 +75,8 @@ class MirrorError(Exception):
 def recipe_hash(real_dir=None):
     """This recipe, the stand-ins' versions and the supplied real archives (names and sizes)."""
     digest = hashlib.sha256()
-    for name in ("build_mirror.py", "standin.py"):
+    names = ["build_mirror.py", "standin.py"] + [os.path.join("contracts", n) for n in sorted(os.listdir(os.path.join(HERE, "contracts")))]
+    for name in names:
         with open(os.path.join(HERE, name), "rb") as handle:
             digest.update(handle.read())
     digest.update(json.dumps(standin_versions(), sort_keys=True).encode())
@@ -241,8 +244,32 @@ def standin_bytes(versions):
     """standin.py with the versions it claims to be (the roles' pinned defaults)."""
     with open(os.path.join(HERE, "standin.py"), encoding="utf-8") as handle:
         lines = handle.read().splitlines(keepends=True)
-    return "".join(f"VERSIONS = {json.dumps(versions, sort_keys=True)}\n" if line.startswith("VERSIONS = ") else line
-                   for line in lines).encode()
+    contracts = {}
+    for name in sorted(os.listdir(os.path.join(HERE, "contracts"))):
+        with open(os.path.join(HERE, "contracts", name), encoding="utf-8") as handle:
+            contracts[name.rsplit(".", 1)[0]] = yaml.safe_load(handle)
+    fill = {"VERSIONS = ": f"VERSIONS = {json.dumps(versions, sort_keys=True)}\n",
+            "CONTRACTS = ": f"CONTRACTS = {contracts!r}\n"}
+    return "".join(next((text for prefix, text in fill.items() if line.startswith(prefix)), line) for line in lines).encode()
+
+
+# grafana/grafana conf/defaults.ini: the paths (relative to the home path), the database and the
+# first admin, as the real file sets them
+GRAFANA_DEFAULTS_INI = b"""# stand-in: the real defaults.ini ships with Grafana; these are its values for what the stand-in reads
+[paths]
+data = data
+logs = data/log
+plugins = data/plugins
+provisioning = conf/provisioning
+
+[database]
+type = sqlite3
+path = grafana.db
+
+[security]
+admin_user = admin
+admin_password = admin
+"""
 
 
 def build_standins(out, arch, manifest):
@@ -283,8 +310,15 @@ def build_standins(out, arch, manifest):
         for directory in ("", "/bin", "/conf", "/public", "/data", "/data/plugins-bundled"):
             add_dir(tar, top + directory)
         add_file(tar, f"{top}/bin/grafana", data=script, mode=0o755)
-        add_file(tar, f"{top}/conf/defaults.ini", data=b"# stand-in: the real defaults.ini ships with Grafana\n")
+        # the settings of the real conf/defaults.ini that the stand-in reads (paths, database, admin)
+        add_file(tar, f"{top}/conf/defaults.ini", data=GRAFANA_DEFAULTS_INI)
         add_file(tar, f"{top}/public/STANDIN", data=b"stand-in: no frontend\n")
+        # the datasources 13.2 ships as catalog plugins (scripts/catalog-plugins-defaults,
+        # unpacked by scripts/download-catalog-plugins.sh into data/plugins-bundled/<id>)
+        for plugin in ("prometheus", "loki", "jaeger"):
+            add_dir(tar, f"{top}/data/plugins-bundled/{plugin}")
+            add_file(tar, f"{top}/data/plugins-bundled/{plugin}/plugin.json",
+                     data=json.dumps({"id": plugin, "type": "datasource", "info": {"version": "stand-in"}}).encode())
         add_file(tar, f"{top}/VERSION", data=f"{version}\n".encode())
     with open(os.path.join(release, name + ".sha256"), "w", encoding="utf-8") as handle:
         handle.write(sha256(os.path.join(release, name)) + "\n")

@@ -15,11 +15,16 @@ import signal
 import socketserver
 import ssl
 import sys
+import time
 
 import yaml
 
 NAME = os.path.basename(sys.argv[0]).split("-linux-")[0]
 VERSIONS = {"loki": "3.7.6", "promtail": "3.6.11", "jaeger": "2.20.0", "grafana": "13.2.3"}
+# Upstream's config contracts (tests/mirror/contracts/<name>.yml: the keys each program accepts,
+# read from its source at the pinned tag). The mirror build writes them in here; run from the
+# checkout, the stand-in reads the files.
+CONTRACTS = {}
 
 
 def fail(message):
@@ -50,20 +55,85 @@ def load_yaml(path):
     return data
 
 
+def contract(name):
+    if name not in CONTRACTS:
+        path = os.path.join(os.path.dirname(os.path.realpath(__file__)), "contracts", f"{name}.yml")
+        with open(path, encoding="utf-8") as handle:
+            CONTRACTS[name] = yaml.safe_load(handle)
+    return CONTRACTS[name]
+
+
+def unknown_keys(value, tree, path=""):
+    """Keys of value that tree does not list (tree: a mapping of the keys accepted, None for any
+    value, [node] for a list of node, "*" for keys of the user's choosing; a "*" key in a mapping
+    stands for any key), as dotted paths."""
+    if tree is None or tree == "*" or value is None:
+        return []
+    if isinstance(tree, list):
+        if not isinstance(value, list):
+            return []
+        return [found for i, item in enumerate(value) for found in unknown_keys(item, tree[0], f"{path}[{i}]")]
+    if not isinstance(value, dict):
+        return []
+    found = []
+    for key, item in value.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key in tree:
+            found += unknown_keys(item, tree[key], where)
+        elif "*" in tree:
+            found += unknown_keys(item, tree["*"], where)
+        else:
+            found.append(where)
+    return found
+
+
+def crypt_matches(password, hashed):
+    """password against a crypt(3) hash (bcrypt $2b$ and the others glibc's libcrypt knows)."""
+    import ctypes
+    import ctypes.util
+    import hmac
+    library = ctypes.CDLL(ctypes.util.find_library("crypt") or "libcrypt.so.1")
+    library.crypt.restype = ctypes.c_char_p
+    library.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    out = library.crypt(password.encode(), hashed.encode())
+    return bool(out) and hmac.compare_digest(out, hashed.encode())
+
+
+def basic_login(headers):
+    """(user, password) of a request's basic auth, or None."""
+    import base64
+    value = headers.get("Authorization") or ""
+    if not value.startswith("Basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(value[6:]).decode().partition(":")
+    except ValueError:
+        return None
+    return user, password
+
+
 def split_endpoint(endpoint, default_port):
     host, _, port = str(endpoint or "").rpartition(":")
     return (host.strip("[]") or "0.0.0.0"), int(port or default_port)
 
 
-def tls_context(cert, key):
-    """Server TLS context for the certificate and key a config names; None without them."""
+def tls_context(cert, key, client_ca=None, client_auth=None):
+    """Server TLS context for the certificate and key a config names; None without them. With
+    client_auth RequireAndVerifyClientCert (dskit's client_auth_type) or a client CA alone (the
+    collector's client_ca_file), a client certificate of client_ca is required."""
     if not cert:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         context.load_cert_chain(cert, key)
+        if client_ca and client_auth in (None, "RequireAndVerifyClientCert"):
+            context.load_verify_locations(client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+        elif client_auth and client_auth not in ("NoClientCert", "RequestClientCert", "RequireAnyClientCert",
+                                                 "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"):
+            fail(f"invalid client_auth_type {client_auth!r}")
     except (OSError, ssl.SSLError) as exc:
-        fail(f"cannot load TLS certificate {cert} / key {key}: {exc}")
+        fail(f"cannot load TLS certificate {cert} / key {key} / client CA {client_ca}: {exc}")
     return context
 
 
@@ -79,7 +149,9 @@ def serve(bindings):
     """bindings: list of (host, port, {path: (status, content_type, body)} or None for a port
     that is only bound, TLS context or None)."""
     servers = []
-    for host, port, routes, context in bindings:
+    for binding in bindings:
+        host, port, routes, context = binding[:4]
+        login = binding[4] if len(binding) > 4 else None
         if routes is None:
             server = socketserver.ThreadingTCPServer((host, port), RawHandler, bind_and_activate=False)
             server.allow_reuse_address = True
@@ -92,6 +164,14 @@ def serve(bindings):
 
         class Handler(http.server.BaseHTTPRequestHandler):
             table = routes
+            # login(headers) -> True when the request may pass (an authenticator); None: no login
+            check = staticmethod(login) if login else None
+
+            def refused(self):
+                if self.check and not self.check(self.headers):
+                    self.reply(401, "text/plain", "Unauthorized\n")
+                    return True
+                return False
 
             def reply(self, status, ctype, body):
                 data = body.encode()
@@ -104,7 +184,11 @@ def serve(bindings):
                 self.wfile.write(data)
 
             def do_GET(self):  # noqa: N802
-                self.reply(*self.table.get(self.path.split("?")[0], (404, "text/plain", "not served by the stand-in\n")))
+                if self.refused():
+                    return
+                # a route is (status, content type, body), or a callable that takes the headers
+                route = self.table.get(self.path.split("?")[0], (404, "text/plain", "not served by the stand-in\n"))
+                self.reply(*(route(self.headers) if callable(route) else route))
 
             do_HEAD = do_GET
 
@@ -112,6 +196,8 @@ def serve(bindings):
                 # POST routes are ("POST", path): callables that take the request's headers
                 route = self.table.get(("POST", self.path.split("?")[0]))
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.refused():
+                    return
                 self.reply(*(route(self.headers) if route else (404, "application/json", '{"message":"Not found"}\n')))
 
             def log_message(self, *args):
@@ -123,7 +209,7 @@ def serve(bindings):
         servers.append(server)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    print(f"{NAME} (stand-in) listening on {[(h, p, 'tls' if c else 'plain') for h, p, _, c in bindings]}", flush=True)
+    print(f"{NAME} (stand-in) listening on {[(b[0], b[1], 'tls' if b[3] else 'plain') for b in bindings]}", flush=True)
     import threading
     for server in servers[1:]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -135,10 +221,47 @@ def version_banner():
     sys.exit(0)
 
 
+# Loki's /ready: 503 until the ingester has been ready for min_ready_duration (15 s by default:
+# grafana/loki@v3.7.6 pkg/ingester/lifecycler config, pkg/loki/loki.go readyHandler)
+LOKI_NOT_READY = "Ingester not ready: waiting for 15s after being ready\n"
+# Promtail's /ready: grafana/loki@v3.6.11 clients/pkg/promtail/server/server.go (readinessProbe*)
+PROMTAIL_NOT_READY = "Not ready: Unable to find any logs to tail. Please verify permissions, volumes, scrape_config, etc.\n"
+
+
+def expand_braces(pattern):
+    """doublestar's {a,b} alternation; a comma outside braces is a literal character."""
+    start = pattern.find("{")
+    end = pattern.find("}", start)
+    if start < 0 or end < 0:
+        return [pattern]
+    return [expanded for choice in pattern[start + 1:end].split(",")
+            for expanded in expand_braces(pattern[:start] + choice + pattern[end + 1:])]
+
+
+def promtail_tails_something(config):
+    """Promtail's targets are ready when a journal target exists (always ready) or a file target
+    tails a file: one readable file matches one of its __path__ patterns."""
+    import glob
+    for scrape in config.get("scrape_configs") or []:
+        if (scrape or {}).get("journal") is not None:
+            return True
+        for group in (scrape or {}).get("static_configs") or []:
+            pattern = ((group or {}).get("labels") or {}).get("__path__")
+            for expanded in expand_braces(str(pattern or "")):
+                if any(os.access(path, os.R_OK) and os.path.isfile(path) for path in glob.glob(expanded)):
+                    return True
+    return False
+
+
 def loki_like(args, default_port):
     if any(a.lstrip("-") == "version" for a in args):
         version_banner()
     config = load_yaml(flag(args, "-config.file", "--config.file"))
+    unknown = unknown_keys(config, contract(NAME)["keys"])
+    if unknown:
+        # what yaml.UnmarshalStrict says, for the first of them
+        fail(f"failed parsing config: field {unknown[0].rsplit('.', 1)[-1]} not found (at {unknown[0]}"
+             + (f"; also {', '.join(unknown[1:])}" if unknown[1:] else "") + ")")
     server = config.get("server") or {}
     if not isinstance(server, dict):
         fail("server must be a mapping")
@@ -154,36 +277,152 @@ def loki_like(args, default_port):
     host = server.get("http_listen_address") or "0.0.0.0"
     port = int(server.get("http_listen_port") or default_port)
     tls = server.get("http_tls_config") or {}
-    bindings = [(host, port, {"/ready": (200, "text/plain", "ready\n")}, tls_context(tls.get("cert_file"), tls.get("key_file")))]
+    started = time.monotonic()
+
+    def ready(_headers):
+        if NAME == "loki":
+            if time.monotonic() - started < 15:
+                return 503, "text/plain", LOKI_NOT_READY
+            return 200, "text/plain", "ready\n"
+        if promtail_tails_something(config):
+            return 200, "text/plain", "Ready"
+        return 500, "text/plain; charset=utf-8", PROMTAIL_NOT_READY
+
+    bindings = [(host, port, {"/ready": ready},
+                 tls_context(tls.get("cert_file"), tls.get("key_file"), tls.get("client_ca_file"), tls.get("client_auth_type")))]
     grpc_port = int(server.get("grpc_listen_port", 9095 if NAME == "loki" else 0) or 0)
     if grpc_port:
         grpc_tls = server.get("grpc_tls_config") or {}
         bindings.append((server.get("grpc_listen_address") or "0.0.0.0", grpc_port, None,
-                         tls_context(grpc_tls.get("cert_file"), grpc_tls.get("key_file"))))
+                         tls_context(grpc_tls.get("cert_file"), grpc_tls.get("key_file"),
+                                     grpc_tls.get("client_ca_file"), grpc_tls.get("client_auth_type"))))
     serve(bindings)
+
+
+def jaeger_args(args):
+    """The collector command's flags (open-telemetry/opentelemetry-collector v0.155.0
+    otelcol/command.go, flags.go; cobra): --config (repeatable; a path or file:<path>), --set,
+    --feature-gates; subcommands validate, components, print-config. Returns (subcommand, config
+    paths); anything else fails as cobra does."""
+    subcommand, configs, rest = None, [], list(args)
+    if rest and not rest[0].startswith("-"):
+        subcommand = rest.pop(0)
+        if subcommand not in ("validate", "components", "print-config"):
+            fail(f'Error: unknown command "{subcommand}" for "jaeger"')
+    while rest:
+        arg = rest.pop(0)
+        name, _, value = arg.partition("=")
+        if name not in ("--config", "--set", "--feature-gates"):
+            fail(f"Error: unknown flag: {name}")
+        if not _:
+            if not rest:
+                fail(f"Error: flag needs an argument: {name}")
+            value = rest.pop(0)
+        if name == "--config":
+            if value.startswith("file:"):
+                value = value[5:]
+            elif ":" in value.split("/")[0]:
+                fail(f"Error: cannot resolve the configuration: unsupported scheme in {value!r}")
+            configs.append(value)
+    return subcommand, configs
+
+
+def jaeger_problems(config):
+    """What the collector refuses in a config: unknown keys, component types it has no factory
+    for, unknown keys of the component types the contract lists, pipelines naming components that
+    are not configured."""
+    spec = contract("jaeger")
+    problems = [f"'{path}' has invalid keys" for path in unknown_keys(config, spec["keys"])]
+    for kind, types in spec["component_types"].items():
+        for ident, body in (config.get(kind) or {}).items():
+            kind_type = str(ident).split("/")[0]
+            if kind_type not in types:
+                problems.append(f"{kind}: unknown type: \"{kind_type}\" for id: \"{ident}\"")
+                continue
+            tree = spec["component_keys"].get(kind, {}).get(kind_type)
+            problems += [f"{kind}::{ident}: '{path}' has invalid keys" for path in unknown_keys(body, tree)]
+    service = config.get("service") or {}
+    for pipeline, pspec in (service.get("pipelines") or {}).items():
+        for kind in ("receivers", "processors", "exporters"):
+            for ref in (pspec or {}).get(kind, []) or []:
+                if ref not in (config.get(kind) or {}):
+                    problems.append(f"service::pipelines::{pipeline}: references {kind[:-1]} {ref!r} which is not configured")
+    for ref in service.get("extensions") or []:
+        if ref not in (config.get("extensions") or {}):
+            problems.append(f"service::extensions: references extension {ref!r} which is not configured")
+    # a server's auth.authenticator must be an extension the service runs
+    for where, spec in server_specs(config):
+        name = ((spec or {}).get("auth") or {}).get("authenticator")
+        if name and name not in (service.get("extensions") or []):
+            problems.append(f"{where}: failed to resolve authenticator {name!r}: authenticator not found")
+    return problems
+
+
+def server_specs(config):
+    """(where, server config) of the HTTP and gRPC servers the stand-in binds."""
+    ext = config.get("extensions") or {}
+    for name in ("http", "grpc"):
+        yield f"extensions::jaeger_query::{name}", (ext.get("jaeger_query") or {}).get(name)
+    for receiver, rspec in (config.get("receivers") or {}).items():
+        for name, spec in ((rspec or {}).get("protocols") or {}).items():
+            yield f"receivers::{receiver}::{name}", spec
+    for exporter, spec in (config.get("exporters") or {}).items():
+        if exporter.split("/")[0] == "prometheus":
+            yield f"exporters::{exporter}", spec
+
+
+def jaeger_login(config, spec):
+    """The login check of a server whose auth names a basicauth extension (its htpasswd file or
+    inline entries, user:crypt-hash per line, as contrib's basicauthextension reads them)."""
+    name = ((spec or {}).get("auth") or {}).get("authenticator")
+    if not name:
+        return None
+    htpasswd = (((config.get("extensions") or {}).get(name) or {}).get("htpasswd") or {})
+    text = htpasswd.get("inline") or ""
+    if htpasswd.get("file"):
+        try:
+            with open(htpasswd["file"], encoding="utf-8") as handle:
+                text += "\n" + handle.read()
+        except OSError as exc:
+            fail(f"extensions::{name}: cannot read htpasswd file: {exc}")
+    users = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+    def check(headers):
+        login = basic_login(headers)
+        return bool(login) and login[0] in users and crypt_matches(login[1], users[login[0]].strip())
+    return check
 
 
 def jaeger(args):
     if args and args[0] in ("version", "--version"):
         version_banner()
-    config_path = flag(args, "--config", "--config.file")
-    config = load_yaml(config_path[5:] if config_path and config_path.startswith("file:") else config_path)
-    service = config.get("service") or {}
-    for pipeline, spec in (service.get("pipelines") or {}).items():
-        for kind in ("receivers", "processors", "exporters"):
-            for ref in (spec or {}).get(kind, []) or []:
-                if ref not in (config.get(kind) or {}):
-                    fail(f"service::pipelines::{pipeline}: references {kind[:-1]} {ref!r} which is not configured")
-    for ref in service.get("extensions") or []:
-        if ref not in (config.get("extensions") or {}):
-            fail(f"service::extensions: references extension {ref!r} which is not configured")
-    if args and args[0] == "validate":
+    subcommand, configs = jaeger_args(args)
+    if not configs:
+        fail("Error: at least one --config is needed (the stand-in has no embedded all-in-one)")
+    config = {}
+    for path in configs:
+        config.update(load_yaml(path))
+    problems = jaeger_problems(config)
+    if problems:
+        fail("Error: invalid configuration: " + "; ".join(problems))
+    if subcommand == "validate":
         sys.exit(0)
+    if subcommand:
+        fail(f"'{subcommand}' is not available in the stand-in")
+    service = config.get("service") or {}
     ext = config.get("extensions") or {}
     health = (ext.get("healthcheckv2") or ext.get("health_check") or {})
     endpoint = (health.get("http") or {}).get("endpoint") or health.get("endpoint") or "localhost:13133"
     host, port = split_endpoint(endpoint, 13133)
-    bindings = [(host, port, {"/status": (200, "application/json", '{"status":"StatusOK"}\n'),
+    started = time.monotonic()
+
+    def status(_headers):
+        # healthcheckv2: 503 until every component reports running
+        if time.monotonic() - started < 1:
+            return 503, "application/json", '{"status":"StatusStarting"}\n'
+        return 200, "application/json", '{"status":"StatusOK"}\n'
+
+    bindings = [(host, port, {"/status": status,
                               "/": (200, "application/json", '{"status":"Server available"}\n')}, None)]
 
     def server_tls(spec):
@@ -194,7 +433,7 @@ def jaeger(args):
     if (query.get("http") or {}).get("endpoint"):
         qhost, qport = split_endpoint(query["http"]["endpoint"], 16686)
         bindings.append((qhost, qport, {"/": (200, "text/html", "<html>Jaeger stand-in: no UI, no API</html>\n")},
-                         server_tls(query["http"])))
+                         server_tls(query["http"]), jaeger_login(config, query["http"])))
     if (query.get("grpc") or {}).get("endpoint"):
         bindings.append((*split_endpoint(query["grpc"]["endpoint"], 16685), None, server_tls(query["grpc"])))
     # the collector's own metrics exporter (plain HTTP upstream): bound, no metrics served
@@ -209,30 +448,166 @@ def jaeger(args):
         for name, spec in ((rspec or {}).get("protocols") or {}).items():
             endpoint = (spec or {}).get("endpoint") or ("0.0.0.0:4317" if name == "grpc" else "0.0.0.0:4318")
             routes = None if name == "grpc" else {}
-            bindings.append((*split_endpoint(endpoint, 4317 if name == "grpc" else 4318), routes, server_tls(spec)))
+            bindings.append((*split_endpoint(endpoint, 4317 if name == "grpc" else 4318), routes, server_tls(spec),
+                             jaeger_login(config, spec)))
     # Prometheus exporters (prometheus, prometheus/<name>): bound (over TLS when configured), no
     # metrics served
     for exporter, spec in (config.get("exporters") or {}).items():
         if exporter.split("/")[0] == "prometheus" and (spec or {}).get("endpoint"):
-            bindings.append((*split_endpoint(spec["endpoint"], 8889), {}, server_tls(spec)))
+            bindings.append((*split_endpoint(spec["endpoint"], 8889), {}, server_tls(spec), jaeger_login(config, spec)))
     serve(bindings)
+
+
+def grafana_global_flags(args, allowed):
+    """(flags, rest): the leading --name=value / --name value flags of args that allowed lists
+    (name: takes a value), failing on any other flag as urfave/cli does."""
+    flags, rest = {}, list(args)
+    while rest and rest[0].startswith("-"):
+        arg = rest.pop(0)
+        name, eq, value = arg.lstrip("-").partition("=")
+        if name not in allowed:
+            fail(f"flag provided but not defined: -{name}")
+        if allowed[name] and not eq:
+            if not rest:
+                fail(f"flag needs an argument: -{name}")
+            value = rest.pop(0)
+        flags[name] = value if allowed[name] else "true"
+    return flags, rest
+
+
+def grafana_cfg(home, config_path, overrides):
+    """Grafana's settings as grafana/grafana pkg/setting (NewCfgFromArgs) builds them:
+    <home>/conf/defaults.ini, then the --config file, then the cfg:default.<section>.<key>=value
+    overrides; paths relative to the home path. Returns (ConfigParser, data dir, database file)."""
+    if not home or not os.path.isfile(os.path.join(home, "conf", "defaults.ini")):
+        fail(f"Grafana-server Init Failed: Could not find config defaults, make sure homepath command line parameter is set or working directory is homepath (homepath {home!r})")
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        with open(os.path.join(home, "conf", "defaults.ini"), encoding="utf-8") as handle:
+            parser.read_file(handle)
+        if config_path:
+            with open(config_path, encoding="utf-8") as handle:
+                parser.read_file(handle)
+    except (OSError, configparser.Error) as exc:
+        fail(f"cannot load config {config_path}: {exc}")
+    for override in overrides:
+        if not override.startswith("cfg:"):
+            continue
+        key, _, value = override[4:].partition("=")
+        parts = key.split(".")
+        if parts[0] == "default":
+            parts = parts[1:]
+        if len(parts) == 2:
+            if not parser.has_section(parts[0]):
+                parser.add_section(parts[0])
+            parser.set(parts[0], parts[1], value)
+    data = parser.get("paths", "data", fallback="data")
+    data = data if os.path.isabs(data) else os.path.join(home, data)
+    database = parser.get("database", "path", fallback="grafana.db")
+    database = database if os.path.isabs(database) else os.path.join(data, database)
+    return parser, data, database
+
+
+def secret_value(value):
+    if value.startswith("$__file{") and value.endswith("}"):
+        with open(value[len("$__file{"):-1], encoding="utf-8") as handle:
+            return handle.read().strip()
+    return value
+
+
+def open_database(path, create_with=None):
+    """The stand-in's database (JSON: the admin login Grafana keeps in its user table). Grafana
+    creates it (and the admin user, from [security] admin_user / admin_password) when it opens a
+    database that does not exist; that needs a writable directory."""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    if create_with is None:
+        fail(f"failed to initialize runner: sqlstore init: unable to open database file {path}")
+    try:
+        with open(path, "x", encoding="utf-8") as handle:
+            json.dump(create_with, handle)
+    except OSError as exc:
+        fail(f"failed to initialize runner: sqlstore init: unable to open database file {path}: {exc.strerror}")
+    return create_with
+
+
+def provisioning_problems(directory):
+    """What Grafana's datasource provisioning refuses (grafana/grafana
+    pkg/services/provisioning/datasources/config_reader.go): more than one default per
+    organisation, a datasource without a name."""
+    import glob
+    problems, defaults = [], {}
+    for path in sorted(glob.glob(os.path.join(directory, "datasources", "*.y*ml"))):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                doc = yaml.safe_load(handle) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            problems.append(f"{path}: {exc}")
+            continue
+        for source in doc.get("datasources") or []:
+            if not source.get("name"):
+                problems.append(f"{path}: datasource is missing a name")
+            if source.get("isDefault"):
+                defaults.setdefault(source.get("orgId", 1), []).append(source.get("name"))
+    for org, names in defaults.items():
+        if len(names) > 1:
+            problems.append("datasource.yaml config is invalid. Only one datasource per organization can be marked as default "
+                            f"(org {org}: {', '.join(map(str, names))})")
+    return problems
+
+
+def grafana_cli(args):
+    """grafana cli (grafana/grafana pkg/cmd/grafana-cli/commands/cli.go, commands.go): global
+    --config, --homepath and --configOverrides build the settings (initializeRunner); of the
+    subcommands the stand-in does admin reset-admin-password."""
+    flags, rest = grafana_global_flags(args, {"config": True, "homepath": True, "configOverrides": True, "debug": False,
+                                              "d": False, "pluginsDir": True, "repo": True, "pluginUrl": True,
+                                              "insecure": False, "version": False, "v": False})
+    if rest[:2] != ["admin", "reset-admin-password"]:
+        fail(f"'{' '.join(rest[:2])}' is not available in the stand-in")
+    sub, rest = grafana_global_flags(rest[2:], {"password-from-stdin": False, "user-id": True})
+    password = sys.stdin.read().strip() if "password-from-stdin" in sub else (rest.pop(0) if rest else "")
+    if not password:
+        fail("missing arguments: new password")
+    home = flags.get("homepath") or os.getcwd()
+    parser, _, database = grafana_cfg(home, flags.get("config"), flags.get("configOverrides", "").split(" ") + rest)
+    # a database that is not there is created (as Grafana's migrations would), the admin from the ini
+    db = open_database(database, create_with={"admin_user": parser.get("security", "admin_user", fallback="admin"),
+                                              "admin_password": "admin"})
+    db["admin_password"] = password
+    with open(database, "w", encoding="utf-8") as handle:
+        json.dump(db, handle)
+    print(f"Admin password changed successfully ✔ (database {database})")
 
 
 def grafana(args):
     if not args or args[0] in ("-v", "--version", "-version"):
         version_banner()
+    if args[0] == "cli":
+        grafana_cli(args[1:])
+        return
     if args[0] != "server":
         fail(f"'{args[0]}' is not available in the stand-in")
-    home = flag(args, "--homepath", "-homepath")
-    if not home or not os.path.isfile(os.path.join(home, "conf", "defaults.ini")):
-        fail(f"homepath {home!r} has no conf/defaults.ini")
-    path = flag(args, "--config", "-config")
-    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    flags, rest = grafana_global_flags(args[1:], {"homepath": True, "config": True, "pidfile": True, "packaging": True,
+                                                  "configOverrides": True, "profile": False, "profile-addr": True,
+                                                  "profile-port": True, "profile-block-rate": True,
+                                                  "profile-mutex-rate": True, "tracing": False, "tracing-file": True,
+                                                  "v": False, "vv": False, "version": False})
+    parser, data, database = grafana_cfg(flags.get("homepath"), flags.get("config"),
+                                         flags.get("configOverrides", "").split(" ") + rest)
+    provisioning = parser.get("paths", "provisioning", fallback="conf/provisioning")
+    provisioning = provisioning if os.path.isabs(provisioning) else os.path.join(flags["homepath"], provisioning)
+    problems = provisioning_problems(provisioning)
+    if problems:
+        fail("Datasource provisioning error: " + "; ".join(problems))
     try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except (OSError, TypeError, configparser.Error) as exc:
-        fail(f"cannot load config {path}: {exc}")
+        admin_password = secret_value(parser.get("security", "admin_password", fallback="admin"))
+    except OSError as exc:
+        fail(f"cannot read [security] admin_password: {exc}")
+    # admin_password counts only when the database is created (Grafana's own rule)
+    open_database(database, create_with={"admin_user": parser.get("security", "admin_user", fallback="admin"),
+                                         "admin_password": admin_password})
     host = parser.get("server", "http_addr", fallback="") or "0.0.0.0"
     port = int(parser.get("server", "http_port", fallback="3000") or 3000)
     body = json.dumps({"database": "ok", "version": VERSIONS["grafana"] + "-standin", "commit": "stand-in"})
@@ -241,28 +616,30 @@ def grafana(args):
         context = tls_context(parser.get("server", "cert_file", fallback=""), parser.get("server", "cert_key", fallback=""))
         if not context:
             fail("[server] protocol = https needs cert_file and cert_key")
+
     # grafana/grafana pkg/api/api.go: POST /api/admin/provisioning/{dashboards,datasources}/reload,
-    # Grafana admins only (basic auth), answering {"message": "... config reloaded"}; 401 otherwise.
-    # The stand-in takes [security] admin_user and admin_password ($__file{...} read at each request,
-    # so a rotated password holds as it would once written into the real database).
+    # Grafana admins only (basic auth against the user in its database), 401 otherwise
     def admin_only(message):
         def route(headers):
             import base64
-            user = parser.get("security", "admin_user", fallback="admin")
-            password = parser.get("security", "admin_password", fallback="admin")
-            if password.startswith("$__file{") and password.endswith("}"):
-                try:
-                    with open(password[len("$__file{"):-1], encoding="utf-8") as handle:
-                        password = handle.read().strip()
-                except OSError:
-                    password = None
-            wanted = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-            if password is None or headers.get("Authorization") != wanted:
+            db = open_database(database)
+            wanted = "Basic " + base64.b64encode(f"{db['admin_user']}:{db['admin_password']}".encode()).decode()
+            if headers.get("Authorization") != wanted:
                 return 401, "application/json", '{"message":"Unauthorized"}\n'
             return 200, "application/json", json.dumps({"message": message}) + "\n"
         return route
 
-    serve([(host, port, {"/api/health": (200, "application/json", body + "\n"),
+    # [metrics] basic_auth_username / basic_auth_password: /metrics asks for that login
+    # (grafana/grafana pkg/api/http_server.go, metricsEndpoint: 401 without it); the stand-in serves no
+    # metrics behind it
+    def metrics(headers):
+        user = parser.get("metrics", "basic_auth_username", fallback="")
+        wanted = secret_value(parser.get("metrics", "basic_auth_password", fallback=""))
+        if user and wanted and basic_login(headers) != (user, wanted):
+            return 401, "text/plain", "Unauthorized\n"
+        return 404, "text/plain", "not served by the stand-in\n"
+
+    serve([(host, port, {"/metrics": metrics, "/api/health": (200, "application/json", body + "\n"),
                          ("POST", "/api/admin/provisioning/datasources/reload"): admin_only("Datasources config reloaded"),
                          ("POST", "/api/admin/provisioning/dashboards/reload"): admin_only("Dashboards config reloaded")},
             context)])

@@ -5,9 +5,7 @@ import importlib.util
 import io
 import json
 import pathlib
-import subprocess
 import sys
-import time
 import zipfile
 
 import pytest
@@ -155,52 +153,3 @@ def test_report_ports_come_from_role_defaults_unless_the_inventory_sets_them():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
-
-
-def test_standin_grafana_answers_the_provisioning_reload_api_as_grafana_does(tmp_path):
-    """The role reloads datasources through POST /api/admin/provisioning/datasources/reload
-    (grafana/grafana pkg/api/api.go, Grafana admins only): the stand-in answers it with the admin
-    login of grafana.ini (its password from $__file{...}) and refuses anyone else with 401."""
-    import base64
-    import socket
-    import urllib.error
-    import urllib.request
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    home = tmp_path / "home"
-    (home / "conf").mkdir(parents=True)
-    (home / "conf" / "defaults.ini").write_text("")
-    (tmp_path / "admin_password").write_text("s3cret\n")
-    ini = tmp_path / "grafana.ini"
-    ini.write_text(f"[server]\nhttp_addr = 127.0.0.1\nhttp_port = {port}\n[security]\nadmin_user = admin\n"
-                   f"admin_password = $__file{{{tmp_path / 'admin_password'}}}\n")
-    binary = tmp_path / "grafana"
-    binary.symlink_to(pathlib.Path(__file__).resolve().parents[1] / "mirror" / "standin.py")
-    proc = subprocess.Popen([sys.executable, str(binary), "server", "--homepath", str(home), "--config", str(ini)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/api/admin/provisioning/datasources/reload"
-
-    def post(password):
-        req = urllib.request.Request(url, data=b"", method="POST")
-        if password:
-            req.add_header("Authorization", "Basic " + base64.b64encode(f"admin:{password}".encode()).decode())
-        try:
-            with urllib.request.urlopen(req, timeout=3) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-    try:
-        for _ in range(50):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        assert post("s3cret") == (200, {"message": "Datasources config reloaded"})
-        assert post("wrong")[0] == 401 and post(None)[0] == 401
-    finally:
-        proc.kill()
-        proc.wait()

@@ -188,7 +188,7 @@ def test_a_changed_unit_restarts_even_after_another_services_daemon_reload(servi
 
 
 def test_readiness_probe_reports_refused_port(service):
-    ok, detail = service.probe("http://127.0.0.1:9/", None, None, None)
+    ok, detail, _ = service.probe("http://127.0.0.1:9/", None, None, None)
     assert not ok and detail
 
 
@@ -257,3 +257,56 @@ def test_a_pending_reload_is_done_by_the_next_service_step_and_then_cleared(serv
     assert done["actions"] == ["reload"] and calls == [("reload", "prometheus.service")]
     assert service.read_pending("prometheus") is None
     assert service.run(params)["actions"] == []
+
+
+def test_a_build_this_hosts_glibc_cannot_load_never_replaces_the_running_release(installer, tmp_path, monkeypatch):
+    """Issue 36 item 8: Promtail 3.6.11 is a cgo build made on a newer glibc than Debian 12's
+    2.36. The installer reads the GLIBC_x.y versions a binary requires (its .gnu.version_r) and
+    refuses one the host's glibc lacks, before the swap, naming both versions."""
+    import json
+    needed = installer.glibc_needed(shutil.which("ls"))
+    assert needed and needed >= (2, 2) and installer.glibc_needed(__file__) is None
+    archive = tmp_path / "svc.tar.gz"
+    with open(shutil.which("ls"), "rb") as handle:
+        tar_with(archive, {"svc-2.0/svc": handle.read()})
+    p = dict(component="svc", version="2.0", sha256={}, archive=str(archive), archive_sha256=installer.sha256_file(str(archive)),
+             source="mirror", format="tar.gz", strip="svc-2.0", rename={}, links={"svc": "svc"}, requires={}, root=str(tmp_path / "opt"),
+             bin_dir=str(tmp_path / "bin"), keep=2, user=None, group=None, home="/nonexistent", groups=[], directories=[])
+    installed = tmp_path / "opt" / "svc" / f"1.0-linux-{installer.host_arch()}"
+    installed.mkdir(parents=True)
+    (installed / "svc").write_text("old")
+    (installed / installer.MARKER).write_text(json.dumps({"sha256": "x"}))
+    (tmp_path / "opt" / "svc" / "current").symlink_to(installed.name)
+    monkeypatch.setattr(installer, "host_glibc", lambda: (needed[0], needed[1] - 1))
+    with pytest.raises(installer.StepError) as failure:
+        installer.run(p)
+    assert f"svc 2.0 cannot run here: svc needs glibc {needed[0]}.{needed[1]}" in str(failure.value)
+    assert os.readlink(tmp_path / "opt" / "svc" / "current") == installed.name
+    assert sorted(os.listdir(tmp_path / "opt" / "svc")) == ["1.0-linux-" + installer.host_arch(), "current"]
+    # on a host with that glibc it installs
+    monkeypatch.setattr(installer, "host_glibc", lambda: needed)
+    assert installer.run(p)["switched_release"] is True
+
+
+def test_a_release_lacking_a_required_file_is_not_switched_to(installer, tmp_path, artifacts):
+    """Issue 36 item 10: Grafana 13.2 loads its Prometheus, Loki and Jaeger datasources from
+    data/plugins-bundled, which 13.2.0/13.2.1 broke; the catalog's `requires` (from 13.2.0 on)
+    makes the installer refuse a release without them before the swap."""
+    import yaml
+    from pathlib import Path
+    catalog = yaml.safe_load((Path(__file__).resolve().parents[2] / "roles/stack/vars/main.yml").read_text())["stack_catalog"]
+    requires = artifacts.required_files(catalog["grafana"]["requires"], "13.2.3")
+    assert sorted(requires) == [f"data/plugins-bundled/{p}/plugin.json" for p in ("jaeger", "loki", "prometheus")]
+    assert artifacts.required_files(catalog["grafana"]["requires"], "12.4.3") == {}
+    archive = tmp_path / "g.tar.gz"
+    tar_with(archive, {"grafana-13.2.3/bin/grafana": b"#!/bin/sh\n",
+                       "grafana-13.2.3/data/plugins-bundled/prometheus/plugin.json": b"{}"})
+    p = dict(component="grafana", version="13.2.3", sha256={}, archive=str(archive), archive_sha256=installer.sha256_file(str(archive)),
+             source="mirror", format="tar.gz", strip="grafana-13.2.3", rename={}, links={"grafana": "bin/grafana"},
+             requires=requires, root=str(tmp_path / "opt"), bin_dir=str(tmp_path / "bin"), keep=2, user=None, group=None,
+             home="/nonexistent", groups=[], directories=[])
+    with pytest.raises(installer.StepError) as failure:
+        installer.run(p)
+    assert "lacks data/plugins-bundled/jaeger/plugin.json (the Jaeger datasource plugin" in str(failure.value)
+    assert "the installed release stays" in str(failure.value)
+    assert not (tmp_path / "opt" / "grafana" / "current").exists()

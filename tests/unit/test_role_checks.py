@@ -63,3 +63,30 @@ def test_watched_servers_need_names_targets_and_unique_names(filters):
         "an entry of redis_exporter_instances has no name: {'target': 'redis://y'}",
         "redis_exporter_instances d needs target (redis://host:port)",
         "redis_exporter_instances names must be unique"]
+
+
+def test_loki_runs_on_one_host_of_its_group(tmp_path):
+    """Issue 36 item 7: the role's Loki is a single binary with local storage; several hosts in
+    the group would be unrelated copies, so preflight refuses them before any change."""
+    import json
+    import os
+    import pathlib
+    import subprocess
+
+    import yaml
+
+    assert role("loki").group_problems(["logs1"], "loki") == []
+    assert "the loki group has 2 hosts (logs1, logs2)" in role("loki").group_problems(["logs1", "logs2"], "loki")[0]
+    root = pathlib.Path(__file__).resolve().parents[2]
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"vars": {"ansible_connection": "local"},
+                                                 "children": {"loki": {"hosts": {"logs1": {}, "logs2": {}}}}}}))
+    play = tmp_path / "play.yml"
+    play.write_text(yaml.safe_dump([{"hosts": "logs1", "gather_facts": False, "roles": ["loki"]}]))
+    env = {k: v for k, v in os.environ.items() if k not in ("ANSIBLE_VARS_PLUGINS", "ANSIBLE_VARS_ENABLED")}
+    env.update(ANSIBLE_ROLES_PATH=str(root / "roles"), ANSIBLE_CONFIG=str(root / "ansible.cfg"))
+    proc = subprocess.run(["ansible-playbook", "--check", "-i", str(inventory), str(play), "-e", json.dumps({})],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "the loki group has 2 hosts (logs1, logs2)" in out, out[-3000:]
+    assert "changed=0" in out

@@ -3,9 +3,11 @@ and how the registry turns them into HTTPS servers and verifying clients."""
 import datetime
 import json
 import os
+import pathlib
 import re
 import stat
 import subprocess
+import sys
 
 import pytest
 from ansible.errors import AnsibleLookupError
@@ -105,17 +107,22 @@ def test_every_component_that_supports_it_is_protected(registry, filters):
     assert filters.tls_components(registry) == [
         "alertmanager", "blackbox_exporter", "grafana", "jaeger", "loki", "node_exporter", "postgres_exporter",
         "prometheus", "promtail", "redis_exporter", "victoriametrics"]
-    # passwords only where upstream takes basic auth (Loki, Promtail, Jaeger take none)
+    # passwords where upstream takes basic auth (Jaeger through its basicauth extension); client
+    # certificates where it takes none (Loki, Promtail)
     assert filters.tls_components(registry, auth_only=True) == [
-        "alertmanager", "blackbox_exporter", "grafana", "node_exporter", "postgres_exporter", "prometheus",
+        "alertmanager", "blackbox_exporter", "grafana", "jaeger", "node_exporter", "postgres_exporter", "prometheus",
         "redis_exporter", "victoriametrics"]
+    assert filters.client_cert_components(registry) == ["loki", "promtail"]
     jobs = filters.tls_job_settings(registry, "monstack")
     assert jobs["node"] == {"tls_config": {"ca_file": "ca.crt"},
                             "basic_auth": {"username": "monstack", "password_file": "secrets/stack-node_exporter"}}
     assert jobs["grafana"]["basic_auth"]["password_file"] == "secrets/stack-grafana"
-    assert jobs["loki"] == jobs["promtail"] == {"tls_config": {"ca_file": "ca.crt"}}, "verified, no login"
-    # Jaeger's metrics come through its TLS relay: verified, no login (none upstream)
-    assert jobs["jaeger"] == {"tls_config": {"ca_file": "ca.crt"}}
+    # Loki and Promtail take no login upstream: Prometheus presents its host certificate instead
+    assert jobs["loki"] == jobs["promtail"] == {"tls_config": {"ca_file": "ca.crt", "cert_file": "tls.crt",
+                                                                "key_file": "tls.key"}}
+    # Jaeger's metrics come through its TLS relay, behind its basicauth login
+    assert jobs["jaeger"] == {"tls_config": {"ca_file": "ca.crt"},
+                              "basic_auth": {"username": "monstack", "password_file": "secrets/stack-jaeger"}}
     assert set(jobs) == {"alertmanager", "blackbox", "grafana", "jaeger", "loki", "node", "postgres", "prometheus",
                          "promtail", "redis", "victoriametrics"}
 
@@ -182,7 +189,10 @@ def test_stack_tls_renders_verifying_scrapes_and_alerting(tls_rendered, promtool
     jobs = {job["job_name"]: job for job in out["prometheus"]["scrape_configs"]}
     assert jobs["node"]["tls_config"] == {"ca_file": "ca.crt"}
     assert jobs["node"]["basic_auth"]["password_file"] == "secrets/stack-node_exporter"
-    assert jobs["loki"]["tls_config"] == {"ca_file": "ca.crt"} and "basic_auth" not in jobs["loki"]
+    # Loki asks for a client certificate: Prometheus presents its own
+    assert jobs["loki"]["tls_config"] == {"ca_file": "ca.crt", "cert_file": "tls.crt", "key_file": "tls.key"}
+    assert "basic_auth" not in jobs["loki"]
+    assert jobs["jaeger"]["basic_auth"]["password_file"] == "secrets/stack-jaeger"
     assert {t["labels"]["__scheme__"] for entries in out["prometheus_targets"]["node"].values() for t in entries} == {"https"}
     assert out["prometheus"]["alerting"]["alertmanagers"][0]["basic_auth"]["password_file"] == "secrets/stack-alertmanager"
     assert out["prometheus_flags"]["web.config.file"] == "/etc/prometheus/web.yml"
@@ -242,22 +252,47 @@ def test_grafana_loki_promtail_and_jaeger_serve_the_host_certificate(tls_rendere
     assert (pki / "passwords/grafana").read_text().strip() not in json.dumps(ini)
     sources = {s["uid"]: s for s in out["grafana_datasources"]}
     assert sources["loki"]["url"].startswith("https://") and sources["loki"]["jsonData"]["tlsAuthWithCACert"] is True
-    assert sources["jaeger"]["url"] == "https://10.0.0.3:16686" and "basicAuth" not in sources["jaeger"]
-    # Loki: HTTPS, its gRPC (only its own components dial it) on loopback
+    # Grafana presents its host certificate to Loki and logs in to Jaeger
+    assert sources["loki"]["jsonData"]["tlsAuth"] is True
+    assert sources["loki"]["secureJsonData"]["tlsClientCert"].startswith("-----BEGIN CERTIFICATE-----")
+    assert "PRIVATE KEY" in sources["loki"]["secureJsonData"]["tlsClientKey"]
+    assert sources["jaeger"]["url"] == "https://10.0.0.3:16686" and sources["jaeger"]["basicAuth"] is True
+    assert sources["jaeger"]["secureJsonData"]["basicAuthPassword"] == (pki / "passwords/jaeger").read_text().strip()
+    # Loki: HTTPS for clients with a certificate of the stack's CA only, its gRPC (only its own
+    # components dial it) on loopback
     server = out["loki"]["server"]
-    assert server["http_tls_config"] == {"cert_file": "/etc/loki/tls.crt", "key_file": "/etc/loki/tls.key"}
+    assert server["http_tls_config"] == {"cert_file": "/etc/loki/tls.crt", "key_file": "/etc/loki/tls.key",
+                                         "client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": "/etc/loki/ca.crt"}
     assert server["grpc_listen_address"] == "127.0.0.1"
-    # Promtail: HTTPS, and pushes verify the stack's CA
+    # Promtail: HTTPS for clients with a certificate, and pushes verify the stack's CA and present its own
     promtail = out["promtail"]
     assert promtail["server"]["http_tls_config"]["cert_file"] == "/etc/promtail/tls.crt"
-    assert promtail["clients"] == [{"url": "https://10.0.0.2:3100/loki/api/v1/push",
-                                    "tls_config": {"ca_file": "/etc/promtail/ca.crt"}}]
-    # Jaeger: OTLP receivers and the query service over TLS; health stays plain on loopback
+    assert promtail["server"]["http_tls_config"]["client_auth_type"] == "RequireAndVerifyClientCert"
+    assert promtail["clients"] == [{"url": "https://10.0.0.2:3100/loki/api/v1/push", "tls_config": {
+        "ca_file": "/etc/promtail/ca.crt", "cert_file": "/etc/promtail/tls.crt", "key_file": "/etc/promtail/tls.key"}}]
+    # Jaeger: OTLP receivers and the query service over TLS behind the stack's login (basicauth);
+    # health stays plain on loopback
     jaeger = out["jaeger"]
     tls = {"cert_file": "/etc/jaeger/tls.crt", "key_file": "/etc/jaeger/tls.key"}
+    auth = {"authenticator": "basicauth/stack"}
     assert jaeger["receivers"]["otlp"]["protocols"]["grpc"]["tls"] == tls
     assert jaeger["receivers"]["otlp"]["protocols"]["http"]["tls"] == tls
     assert jaeger["extensions"]["jaeger_query"]["http"]["tls"] == jaeger["extensions"]["jaeger_query"]["grpc"]["tls"] == tls
+    for server in (jaeger["receivers"]["otlp"]["protocols"]["grpc"], jaeger["receivers"]["otlp"]["protocols"]["http"],
+                   jaeger["extensions"]["jaeger_query"]["http"], jaeger["extensions"]["jaeger_query"]["grpc"],
+                   jaeger["exporters"]["prometheus/self"]):
+        assert server["auth"] == auth
+    assert jaeger["extensions"]["basicauth/stack"] == {"htpasswd": {"file": "/etc/jaeger/htpasswd"}}
+    # one line user:bcrypt that verifies the stack's password for Jaeger (crypt(3), as the
+    # stand-in and go-htpasswd check it)
+    htpasswd = next(f for f in out["jaeger_files"] if f["dest"] == "/etc/jaeger/htpasswd")
+    assert htpasswd["mode"] == "0640" and htpasswd["secret"] is True
+    user, _, hashed = htpasswd["content"].partition(":")
+    assert user == "monstack" and hashed.startswith("$2b$") and "\n" not in hashed and "\\" not in hashed
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "mirror"))
+    import standin  # pylint: disable=import-outside-toplevel
+    assert standin.crypt_matches((pki / "passwords/jaeger").read_text().strip(), hashed)
+    assert "basicauth/stack" in jaeger["service"]["extensions"]
     assert "tls" not in jaeger["extensions"]["healthcheckv2"]["http"]
     # its own metrics: the internal exporter has no TLS, so no pull reader opens 8888; a periodic
     # OTLP push to the relay's loopback receiver feeds a prometheus exporter serving 8888 over TLS
@@ -266,14 +301,14 @@ def test_grafana_loki_promtail_and_jaeger_serve_the_host_certificate(tls_rendere
         "protocol": "http/protobuf", "endpoint": "http://127.0.0.1:4319/v1/metrics"}}}}]
     assert telemetry["resource"] == {"service.name": "jaeger", "service.instance.id": "mon1"}
     assert jaeger["receivers"]["otlp/self"] == {"protocols": {"http": {"endpoint": "127.0.0.1:4319"}}}
-    assert jaeger["exporters"]["prometheus/self"] == {"endpoint": "0.0.0.0:8888", "tls": tls}
+    assert jaeger["exporters"]["prometheus/self"] == {"endpoint": "0.0.0.0:8888", "tls": tls, "auth": auth}
     assert jaeger["service"]["pipelines"]["metrics/self"] == {"receivers": ["otlp/self"], "exporters": ["prometheus/self"]}
     assert jaeger["service"]["pipelines"]["traces"]["receivers"] == ["otlp"], "spans still come in through otlp only"
     assert not jaeger_filters.otel_problems(jaeger)
-    # Prometheus scrapes it over https, verifying the CA
+    # Prometheus scrapes it over https, verifying the CA and logging in
     assert {t["labels"]["__scheme__"] for entries in out["prometheus_targets"]["jaeger"].values() for t in entries} == {"https"}
     job = next(j for j in out["prometheus"]["scrape_configs"] if j["job_name"] == "jaeger")
-    assert job["tls_config"] == {"ca_file": "ca.crt"} and "basic_auth" not in job
+    assert job["tls_config"] == {"ca_file": "ca.crt"} and job["basic_auth"]["password_file"] == "secrets/stack-jaeger"
     for path in ("/etc/loki/tls.key", "/etc/promtail/tls.key", "/etc/promtail/ca.crt", "/etc/jaeger/tls.key",
                  "/etc/grafana/secrets/tls.key", "/etc/grafana/secrets/metrics_password"):
         assert path in out["files"]
@@ -328,3 +363,22 @@ def test_probes_of_the_stacks_own_endpoints_verify_its_ca(filters):
     assert filters.probe_problems([{"tcp": "db:5432", "stack_ca": True}, {"url": "https://x/", "stack_ca": "yes"}]) == [
         "stack_probes entry db:5432: stack_ca (true/false) applies to url and tls probes with a generated module",
         "stack_probes entry https://x/: stack_ca (true/false) applies to url and tls probes with a generated module"]
+
+
+@pytest.mark.parametrize("name, args", [
+    ("loki", ["-config.file={path}", "-verify-config"]),
+    ("promtail", ["-config.file={path}", "-check-syntax"]),
+    ("jaeger", ["validate", "--config=file:{path}"]),
+])
+def test_the_tls_configs_hold_upstreams_key_contract(tls_rendered, tmp_path, name, args):
+    """With stack_tls on, the configs still use only keys upstream has (the stand-in's contract:
+    tests/mirror/contracts)."""
+    import sys
+    rendered, _ = tls_rendered
+    path = tmp_path / "config.yml"
+    path.write_text(json.dumps(rendered[name]))
+    binary = tmp_path / name
+    binary.symlink_to(pathlib.Path(__file__).resolve().parents[1] / "mirror" / "standin.py")
+    proc = subprocess.run([sys.executable, str(binary), *[a.format(path=path) for a in args]],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr

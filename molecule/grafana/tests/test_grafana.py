@@ -148,3 +148,27 @@ def test_standin_a_plugin_archive_from_the_controller_is_installed(host, tmp_pat
     plugin = host.file("/var/lib/grafana/plugins/monstack-test-panel/plugin.json")
     assert plugin.exists and plugin.user == "grafana"
     assert unit_pid(host, "grafana") != pid, "a new plugin restarts Grafana so it is loaded"
+
+
+def reload_status(host, password):
+    token = base64.b64encode(f"admin:{password}".encode()).decode()
+    return host.check_output(
+        f"curl -sS -o /dev/null -w '%{{http_code}}' --noproxy '*' -X POST -H 'Authorization: Basic {token}' "
+        "http://127.0.0.1:3000/api/admin/provisioning/datasources/reload")
+
+
+def test_a_new_admin_password_is_written_into_the_servers_database(host):
+    """Issue 36 item 1: Grafana reads admin_password only when it creates its database, so the
+    role rotates it with `grafana cli admin reset-admin-password`, which must open the server's
+    database (the stand-in keeps Grafana's CLI path rules and its admin API's login)."""
+    assert reload_status(host, PASSWORD) == "200"
+    try:
+        run = run_playbook("converge.yml", limit=GRAF, extra={"grafana_admin_password": "rotated-Passw0rd!"})
+        assert run.returncode == 0, run.output[-3000:]
+        assert reload_status(host, "rotated-Passw0rd!") == "200"
+        assert reload_status(host, PASSWORD) == "401"
+        assert not host.file("/opt/monitoring/grafana/current/data/grafana.db").exists
+    finally:
+        run = run_playbook("converge.yml", limit=GRAF)
+        assert run.returncode == 0, run.output[-3000:]
+    assert reload_status(host, PASSWORD) == "200"

@@ -1,13 +1,14 @@
-"""stack_tls with the real Prometheus family: every target up over verified TLS with basic auth,
-plain HTTP, no password and another CA refused on every port, Alertmanager gossip over mutual
+"""stack_tls with the real Prometheus family: every target up over verified TLS with basic auth
+(or, for Loki and Promtail, a client certificate), plain HTTP, no password (no certificate) and
+another CA refused on every port beyond loopback, Alertmanager gossip over mutual
 TLS, a certificate near expiry renewed with no service restarted, and stack_tls turned off and on
 again on the running stack. The tests run in file order: the last ones change the stack.
 
 Grafana, Loki, Promtail and Jaeger run on tls-scan as well. Offline they are STAND-INS
 (tests/mirror/standin.py): they serve the TLS their rendered configs name but no /metrics, so
 for them these tests check what a stand-in can show (HTTPS with the stack's certificate, plain
-HTTP and other CAs refused, Prometheus's handshake and login accepted: its scrape ends in the
-stand-in's 404) and say so; with the real archives in the mirror their targets must be up."""
+HTTP and other CAs refused, anonymous requests refused as the real programs' configs make them
+refuse them, Prometheus's handshake and login accepted: its scrape ends in the stand-in's 404) and say so; with the real archives in the mirror their targets must be up."""
 import datetime
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from conftest import exposure, get_host, hostvars, is_standin, run_playbook, unit_pid, wait_for
 
@@ -29,9 +31,11 @@ KEYS = {"redis_exporter": "/etc/redis_exporter/server.key", "victoriametrics": "
 # scrape job and the binary's version flag of the components that are stand-ins offline
 MAYBE_STANDIN = {"grafana": ("grafana", "-v"), "loki": ("loki", "-version"), "promtail": ("promtail", "-version"),
                  "jaeger": ("jaeger", "version")}
-# ports of components that take no basic auth upstream (encrypted and verified only, docs/tls.md);
-# 8888 is Jaeger's own metrics, served over TLS by its relay (its internal exporter has no TLS)
-NO_AUTH_PORTS = {3100: "loki", 9080: "promtail", 4317: "jaeger", 4318: "jaeger", 16686: "jaeger", 8888: "jaeger"}
+# ports that take a client certificate of the stack's CA instead of a password (Loki and
+# Promtail have no basic auth upstream): a client without one does not get through the handshake
+CLIENT_CERT_PORTS = {3100: "loki", 9080: "promtail"}
+# gRPC ports: curl cannot speak gRPC, so their login is checked in the config they run with
+GRPC_PORTS = {4317: "jaeger"}
 _standins = {}
 
 
@@ -147,7 +151,6 @@ def probe(scan_host, url, *options):
 def test_no_port_serves_plain_http_nor_answers_without_the_password_or_to_another_ca(scan):
     put(SCAN, "/tmp/other-ca.crt", OTHER_CA.read_text())
     report = {}
-    standins = standin_jobs()
     for name in (MON, AM2, SCAN):
         ports = listening_ports(name)
         assert {9100} <= set(ports)
@@ -162,16 +165,22 @@ def test_no_port_serves_plain_http_nor_answers_without_the_password_or_to_anothe
             assert not plain[1].startswith("2"), (name, port, plain)
             # a client that trusts another CA does not accept the server's certificate (curl 60)
             assert other[0] != 0 and other[1] == "000", (name, port, other)
-            if name == SCAN and port in NO_AUTH_PORTS:
-                report[key]["note"] = f"{NO_AUTH_PORTS[port]}: no basic auth upstream (encrypted, verified)"
+            if name == SCAN and port in CLIENT_CERT_PORTS:
+                # no client certificate: the handshake ends before any HTTP (curl fails, no status)
+                assert anonymous[0] != 0 and anonymous[1] == "000", (name, port, anonymous)
+                report[key]["note"] = f"{CLIENT_CERT_PORTS[port]}: client certificate required"
                 continue
-            if name == SCAN and port == 3000 and "grafana" in standins:
-                report[key]["note"] = "grafana STAND-IN: its /metrics login is not emulated"
+            if name == SCAN and port in GRPC_PORTS:
+                report[key]["note"] = f"{GRPC_PORTS[port]}: gRPC, login required by its config (checked below)"
                 continue
             # verified with our CA but without the password: 401 (the gossip port asks for a
             # client certificate instead and ends the handshake)
             assert anonymous[1] == "401" or anonymous[0] != 0, (name, port, anonymous)
     REPORT.write_text(json.dumps(report, indent=1, sort_keys=True))
+    # Jaeger's gRPC servers take the same login as its HTTP ones
+    jaeger = yaml.safe_load(get_host(SCAN).file("/etc/jaeger/config.yaml").content_string)
+    assert jaeger["receivers"]["otlp"]["protocols"]["grpc"]["auth"] == {"authenticator": "basicauth/stack"}
+    assert jaeger["extensions"]["jaeger_query"]["grpc"]["auth"] == {"authenticator": "basicauth/stack"}
 
 
 def test_alertmanager_gossips_over_mutual_tls(scan):
