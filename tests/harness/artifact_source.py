@@ -140,7 +140,7 @@ def describe(data: dict) -> str:
         versions = ", ".join(f"{k[:-8]} {v}" for k, v in sorted(data.items()) if k.endswith("_version"))
         lines.append(f"  versions from the mirror build: {versions}")
     standins = data["monstack_standins"]
-    lines.append("  stand-ins (health only, no data APIs): " + (", ".join(standins) if standins else "none"))
+    lines.append("  stand-ins (upstream's config contract and readiness, no data APIs): " + (", ".join(standins) if standins else "none"))
     return "\n".join(lines)
 
 

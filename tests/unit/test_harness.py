@@ -58,7 +58,7 @@ def test_auto_falls_back_to_the_mirror_and_says_why():
     out = source.choose("auto", MANIFEST, "http://m", "/m", probe=lambda urls: (False, "github.com did not answer (x)"))
     assert out["monstack_artifact_source"] == "mirror"
     assert out["monstack_artifact_reason"] == "auto: github.com did not answer (x)"
-    assert "stand-ins (health only, no data APIs): grafana" in source.describe(out)
+    assert "stand-ins (upstream's config contract and readiness, no data APIs): grafana" in source.describe(out)
 
 
 def test_forced_modes():
