@@ -12,6 +12,7 @@ from __future__ import annotations
 import grp
 import hashlib
 import json
+import mmap
 import os
 import pwd
 import shutil
@@ -37,12 +38,16 @@ def glibc_needed(path):
     """The newest GLIBC_x.y symbol version an ELF executable requires (its .gnu.version_r), as
     a tuple, or None for a file that is not a dynamically linked 64-bit little-endian ELF (a Go
     static binary, a script)."""
+    # mapped, not read: binaries run to hundreds of MB and only their headers are looked at
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError:
+        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _glibc_needed(data)
+    except (OSError, ValueError, struct.error):  # unreadable, empty (mmap refuses it) or truncated
         return None
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+
+
+def _glibc_needed(data):
+    if data[:6] != b"\x7fELF\x02\x01":  # ELF, 64-bit, little-endian
         return None
     shoff, = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
@@ -58,7 +63,7 @@ def glibc_needed(path):
             at = entry + aux
             for _ in range(count):
                 _, _, _, name, after = struct.unpack_from("<IHHII", data, at)
-                end = data.index(b"\0", strtab + name)
+                end = data.find(b"\0", strtab + name)
                 text = data[strtab + name:end].decode("ascii", "replace")
                 if text.startswith("GLIBC_") and text[6:].replace(".", "").isdigit():
                     version = tuple(int(x) for x in text[6:].split("."))
@@ -87,6 +92,23 @@ def unrunnable(staging, links, host=None):
             found.append(f"{name} needs glibc {'.'.join(map(str, needed))} (GLIBC_{'.'.join(map(str, needed))} symbols) "
                          f"and this host has {'.'.join(map(str, host))}")
     return found
+
+
+def release_problem(staging, p):
+    """Why an unpacked release must not replace the installed one, or None: a linked binary
+    missing, a file the release must hold besides them (requires: {path: why}) missing, or a
+    binary this host's glibc cannot load."""
+    missing = [t for t in p["links"].values() if not os.path.exists(os.path.join(staging, t))]
+    if missing:
+        return f"archive {p['source']} lacks {', '.join(missing)}"
+    lacking = [f"{path} ({why})" for path, why in sorted((p.get("requires") or {}).items())
+               if not os.path.exists(os.path.join(staging, path))]
+    if lacking:
+        return f"{p['component']} {p['version']}: archive {p['source']} lacks {'; '.join(lacking)}; the installed release stays"
+    cannot = unrunnable(staging, p["links"])
+    if cannot:
+        return f"{p['component']} {p['version']} cannot run here: {'; '.join(cannot)}; the installed release stays"
+    return None
 
 
 def read_marker(path):
@@ -299,23 +321,10 @@ def run(p, check_mode=False):
         shutil.rmtree(staging, ignore_errors=True)
         os.makedirs(staging)
         unpack(p["archive"], p["format"], p["strip"], p["rename"], staging)
-        missing = [t for t in p["links"].values() if not os.path.exists(os.path.join(staging, t))]
-        if missing:
+        problem = release_problem(staging, p)
+        if problem:
             shutil.rmtree(staging, ignore_errors=True)
-            raise StepError(f"archive {p['source']} lacks {', '.join(missing)}", result)
-        # files the release must hold besides its binaries, each with why
-        lacking = [f"{path} ({why})" for path, why in sorted((p.get("requires") or {}).items())
-                   if not os.path.exists(os.path.join(staging, path))]
-        if lacking:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise StepError(f"{p['component']} {p['version']}: archive {p['source']} lacks {'; '.join(lacking)}; "
-                            "the installed release stays", result)
-        # a build this host cannot load never replaces the running release
-        cannot = unrunnable(staging, p["links"])
-        if cannot:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise StepError(f"{p['component']} {p['version']} cannot run here: {'; '.join(cannot)}; "
-                            "the installed release stays", result)
+            raise StepError(problem, result)
         with open(os.path.join(staging, MARKER), "w", encoding="utf-8") as handle:
             json.dump({"component": p["component"], "version": p["version"], "arch": arch,
                        "sha256": actual, "source": p["source"],

@@ -228,8 +228,9 @@ def journal(unit, lines):
     return (proc.stdout or proc.stderr).strip()
 
 
-def wait_ready(p, unit, restarts_before):
-    """(ready, detail); a note on an accepted answer (probe) goes to p's "_notes" list."""
+def wait_ready(p, unit, restarts_before, result):
+    """(ready, detail); why an accepted answer counted as ready (probe's note) goes to
+    result["ready_notes"], which finish() gives as warnings."""
     deadline = time.monotonic() + p["ready_timeout"]
     detail = "not probed"
     while True:
@@ -243,7 +244,7 @@ def wait_ready(p, unit, restarts_before):
                                      p.get("ready_accept"), p.get("ready_client_cert") or None)
             if ok:
                 if note:
-                    p.setdefault("_notes", []).append(note)
+                    result.setdefault("ready_notes", []).append(note)
                 # one more look: a process that answered once and died right after is not ready
                 time.sleep(0.5)
                 again = show(unit)
@@ -352,7 +353,7 @@ def run(p, check_mode=False, warn=None):
             try:
                 for url in p["reload_urls"]:
                     post(url, p["url_username"], p["url_password"])
-                ok, detail = wait_ready(p, unit, int(show(unit).get("NRestarts") or 0))
+                ok, detail = wait_ready(p, unit, int(show(unit).get("NRestarts") or 0), result)
                 result["ready"] = detail
                 if not ok:
                     raise StepError(f"{unit} is not ready after reload: {detail}", result)
@@ -370,7 +371,7 @@ def run(p, check_mode=False, warn=None):
                 raise StepError(f"{unit}: systemctl {action} failed: {proc.stderr.strip()}\n"
                                 f"last journal lines:\n{journal(unit, p['journal_lines'])}", result)
             # counted after a manual start, which resets it: later increments are crash restarts
-            ok, detail = wait_ready(p, unit, int(show(unit).get("NRestarts") or 0))
+            ok, detail = wait_ready(p, unit, int(show(unit).get("NRestarts") or 0), result)
             result["ready"] = detail
             if not ok:
                 raise StepError(f"{unit} is not ready after {action}: {detail}\n"
@@ -393,8 +394,7 @@ def run(p, check_mode=False, warn=None):
 def finish(p, result, warn=None):
     """Run the post-start checks: their problems are warnings, or a StepError with checks_fatal.
     An answer the readiness check accepted (ready_accept) is a warning as well."""
-    for note in p.get("_notes") or []:
-        result.setdefault("ready_notes", []).append(note)
+    for note in result.get("ready_notes") or []:
         if warn:
             warn(f"{p['name']} on {socket.gethostname()} is ready, but {note}")
     if p["checks"]:

@@ -87,16 +87,22 @@ def unknown_keys(value, tree, path=""):
     return found
 
 
-def crypt_matches(password, hashed):
-    """password against a crypt(3) hash (bcrypt $2b$ and the others glibc's libcrypt knows)."""
+def crypt(password, setting):
+    """crypt(3) of glibc's libcrypt (bcrypt $2b$ among the schemes it knows): the hash of
+    password with the scheme and salt of setting (a hash or a salt string), or "" when refused."""
     import ctypes
     import ctypes.util
-    import hmac
     library = ctypes.CDLL(ctypes.util.find_library("crypt") or "libcrypt.so.1")
     library.crypt.restype = ctypes.c_char_p
     library.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-    out = library.crypt(password.encode(), hashed.encode())
-    return bool(out) and hmac.compare_digest(out, hashed.encode())
+    return (library.crypt(password.encode(), setting.encode()) or b"").decode()
+
+
+def crypt_matches(password, hashed):
+    """password against a crypt(3) hash."""
+    import hmac
+    out = crypt(password, hashed)
+    return bool(out) and hmac.compare_digest(out, hashed)
 
 
 def basic_login(headers):
@@ -351,7 +357,7 @@ def jaeger_problems(config):
         if ref not in (config.get("extensions") or {}):
             problems.append(f"service::extensions: references extension {ref!r} which is not configured")
     # a server's auth.authenticator must be an extension the service runs
-    for where, spec in server_specs(config):
+    for where, spec, *_ in server_specs(config):
         name = ((spec or {}).get("auth") or {}).get("authenticator")
         if name and name not in (service.get("extensions") or []):
             problems.append(f"{where}: failed to resolve authenticator {name!r}: authenticator not found")
@@ -359,16 +365,23 @@ def jaeger_problems(config):
 
 
 def server_specs(config):
-    """(where, server config) of the HTTP and gRPC servers the stand-in binds."""
-    ext = config.get("extensions") or {}
-    for name in ("http", "grpc"):
-        yield f"extensions::jaeger_query::{name}", (ext.get("jaeger_query") or {}).get(name)
+    """(where, server config, endpoint the stand-in binds or None, default port, routes) of the
+    HTTP and gRPC servers a collector config opens: the query service's, the receivers' (the
+    OTLP ones bound, at the collector's defaults without an endpoint; nothing is stored) and the
+    Prometheus exporters' (bound, no metrics served). routes None: a gRPC port only bound; {}:
+    HTTP serving nothing."""
+    query = (config.get("extensions") or {}).get("jaeger_query") or {}
+    yield ("extensions::jaeger_query::http", query.get("http"), (query.get("http") or {}).get("endpoint"), 16686,
+           {"/": (200, "text/html", "<html>Jaeger stand-in: no UI, no API</html>\n")})
+    yield "extensions::jaeger_query::grpc", query.get("grpc"), (query.get("grpc") or {}).get("endpoint"), 16685, None
     for receiver, rspec in (config.get("receivers") or {}).items():
         for name, spec in ((rspec or {}).get("protocols") or {}).items():
-            yield f"receivers::{receiver}::{name}", spec
+            port = 4317 if name == "grpc" else 4318
+            endpoint = ((spec or {}).get("endpoint") or f"0.0.0.0:{port}") if receiver.split("/")[0] == "otlp" else None
+            yield f"receivers::{receiver}::{name}", spec, endpoint, port, None if name == "grpc" else {}
     for exporter, spec in (config.get("exporters") or {}).items():
         if exporter.split("/")[0] == "prometheus":
-            yield f"exporters::{exporter}", spec
+            yield f"exporters::{exporter}", spec, (spec or {}).get("endpoint"), 8889, {}
 
 
 def jaeger_login(config, spec):
@@ -425,36 +438,17 @@ def jaeger(args):
     bindings = [(host, port, {"/status": status,
                               "/": (200, "application/json", '{"status":"Server available"}\n')}, None)]
 
-    def server_tls(spec):
-        tls = (spec or {}).get("tls") or {}
-        return tls_context(tls.get("cert_file"), tls.get("key_file"))
-
-    query = (ext.get("jaeger_query") or {})
-    if (query.get("http") or {}).get("endpoint"):
-        qhost, qport = split_endpoint(query["http"]["endpoint"], 16686)
-        bindings.append((qhost, qport, {"/": (200, "text/html", "<html>Jaeger stand-in: no UI, no API</html>\n")},
-                         server_tls(query["http"]), jaeger_login(config, query["http"])))
-    if (query.get("grpc") or {}).get("endpoint"):
-        bindings.append((*split_endpoint(query["grpc"]["endpoint"], 16685), None, server_tls(query["grpc"])))
+    for _, spec, endpoint, default_port, routes in server_specs(config):
+        if endpoint:
+            tls = (spec or {}).get("tls") or {}
+            bindings.append((*split_endpoint(endpoint, default_port), routes,
+                             tls_context(tls.get("cert_file"), tls.get("key_file"), tls.get("client_ca_file")),
+                             jaeger_login(config, spec)))
     # the collector's own metrics exporter (plain HTTP upstream): bound, no metrics served
     for reader in (((service.get("telemetry") or {}).get("metrics") or {}).get("readers") or []):
         pull = (((reader or {}).get("pull") or {}).get("exporter") or {}).get("prometheus") or {}
         if pull.get("port"):
             bindings.append((pull.get("host") or "0.0.0.0", int(pull["port"]), {}, None))
-    # OTLP receivers (otlp, otlp/<name>): bound (over TLS when configured), nothing is stored
-    for receiver, rspec in (config.get("receivers") or {}).items():
-        if receiver.split("/")[0] != "otlp":
-            continue
-        for name, spec in ((rspec or {}).get("protocols") or {}).items():
-            endpoint = (spec or {}).get("endpoint") or ("0.0.0.0:4317" if name == "grpc" else "0.0.0.0:4318")
-            routes = None if name == "grpc" else {}
-            bindings.append((*split_endpoint(endpoint, 4317 if name == "grpc" else 4318), routes, server_tls(spec),
-                             jaeger_login(config, spec)))
-    # Prometheus exporters (prometheus, prometheus/<name>): bound (over TLS when configured), no
-    # metrics served
-    for exporter, spec in (config.get("exporters") or {}).items():
-        if exporter.split("/")[0] == "prometheus" and (spec or {}).get("endpoint"):
-            bindings.append((*split_endpoint(spec["endpoint"], 8889), {}, server_tls(spec), jaeger_login(config, spec)))
     serve(bindings)
 
 
@@ -475,10 +469,12 @@ def grafana_global_flags(args, allowed):
     return flags, rest
 
 
-def grafana_cfg(home, config_path, overrides):
+def grafana_cfg(home, flags, args):
     """Grafana's settings as grafana/grafana pkg/setting (NewCfgFromArgs) builds them:
     <home>/conf/defaults.ini, then the --config file, then the cfg:default.<section>.<key>=value
-    overrides; paths relative to the home path. Returns (ConfigParser, data dir, database file)."""
+    overrides of --configOverrides and the trailing arguments; paths relative to the home path.
+    Returns (ConfigParser, database file, provisioning dir)."""
+    config_path = flags.get("config")
     if not home or not os.path.isfile(os.path.join(home, "conf", "defaults.ini")):
         fail(f"Grafana-server Init Failed: Could not find config defaults, make sure homepath command line parameter is set or working directory is homepath (homepath {home!r})")
     parser = configparser.ConfigParser(interpolation=None, strict=False)
@@ -490,7 +486,7 @@ def grafana_cfg(home, config_path, overrides):
                 parser.read_file(handle)
     except (OSError, configparser.Error) as exc:
         fail(f"cannot load config {config_path}: {exc}")
-    for override in overrides:
+    for override in flags.get("configOverrides", "").split(" ") + list(args):
         if not override.startswith("cfg:"):
             continue
         key, _, value = override[4:].partition("=")
@@ -501,11 +497,11 @@ def grafana_cfg(home, config_path, overrides):
             if not parser.has_section(parts[0]):
                 parser.add_section(parts[0])
             parser.set(parts[0], parts[1], value)
-    data = parser.get("paths", "data", fallback="data")
-    data = data if os.path.isabs(data) else os.path.join(home, data)
-    database = parser.get("database", "path", fallback="grafana.db")
-    database = database if os.path.isabs(database) else os.path.join(data, database)
-    return parser, data, database
+    # os.path.join keeps a path that is absolute already
+    data = os.path.join(home, parser.get("paths", "data", fallback="data"))
+    database = os.path.join(data, parser.get("database", "path", fallback="grafana.db"))
+    provisioning = os.path.join(home, parser.get("paths", "provisioning", fallback="conf/provisioning"))
+    return parser, database, provisioning
 
 
 def secret_value(value):
@@ -571,7 +567,7 @@ def grafana_cli(args):
     if not password:
         fail("missing arguments: new password")
     home = flags.get("homepath") or os.getcwd()
-    parser, _, database = grafana_cfg(home, flags.get("config"), flags.get("configOverrides", "").split(" ") + rest)
+    parser, database, _ = grafana_cfg(home, flags, rest)
     # a database that is not there is created (as Grafana's migrations would), the admin from the ini
     db = open_database(database, create_with={"admin_user": parser.get("security", "admin_user", fallback="admin"),
                                               "admin_password": "admin"})
@@ -594,10 +590,7 @@ def grafana(args):
                                                   "profile-port": True, "profile-block-rate": True,
                                                   "profile-mutex-rate": True, "tracing": False, "tracing-file": True,
                                                   "v": False, "vv": False, "version": False})
-    parser, data, database = grafana_cfg(flags.get("homepath"), flags.get("config"),
-                                         flags.get("configOverrides", "").split(" ") + rest)
-    provisioning = parser.get("paths", "provisioning", fallback="conf/provisioning")
-    provisioning = provisioning if os.path.isabs(provisioning) else os.path.join(flags["homepath"], provisioning)
+    parser, database, provisioning = grafana_cfg(flags.get("homepath"), flags, rest)
     problems = provisioning_problems(provisioning)
     if problems:
         fail("Datasource provisioning error: " + "; ".join(problems))
@@ -621,10 +614,8 @@ def grafana(args):
     # Grafana admins only (basic auth against the user in its database), 401 otherwise
     def admin_only(message):
         def route(headers):
-            import base64
             db = open_database(database)
-            wanted = "Basic " + base64.b64encode(f"{db['admin_user']}:{db['admin_password']}".encode()).decode()
-            if headers.get("Authorization") != wanted:
+            if basic_login(headers) != (db["admin_user"], db["admin_password"]):
                 return 401, "application/json", '{"message":"Unauthorized"}\n'
             return 200, "application/json", json.dumps({"message": message}) + "\n"
         return route

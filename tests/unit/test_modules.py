@@ -245,7 +245,7 @@ def test_a_pending_reload_is_done_by_the_next_service_step_and_then_cleared(serv
     calls = []
     monkeypatch.setattr(service, "systemctl", lambda *args, check=True: calls.append(args) or
                         types.SimpleNamespace(returncode=0, stdout="", stderr=""))
-    monkeypatch.setattr(service, "wait_ready", lambda p, unit, before: (True, "HTTP 200"))
+    monkeypatch.setattr(service, "wait_ready", lambda p, unit, before, result: (True, "HTTP 200"))
     params = {name: option.get("default") for name, option in service.ARGUMENT_SPEC.items()}
     params["name"] = "prometheus"
     assert service.run(params)["actions"] == []
