@@ -55,10 +55,10 @@ def hostvars(name: str) -> dict:
     return AnsibleRunner(INVENTORY).get_variables(name)
 
 
-def new_host(name: str, network: str, tmp_path, groups=()) -> str:
+def new_host(name: str, network: str, tmp_path, groups=(), variables: dict | None = None) -> str:
     """A new Debian 13 systemd container on the scenario's network, booted (systemd's first-boot
     jobs done), and an extra inventory file naming it in these groups: its path, to pass with -i
-    after the scenario's. Remove it with podman rm -f <name>."""
+    after the scenario's, with variables as its host vars. Remove it with podman rm -f <name>."""
     subprocess.run(["podman", "rm", "-f", name], capture_output=True)
     subprocess.run(["podman", "run", "-d", "--name", name, "--hostname", name, "--network", network,
                     "--cap-add", "SYS_ADMIN", "--systemd", "always", "localhost/monstack-debian13:latest", "/sbin/init"],
@@ -69,7 +69,8 @@ def new_host(name: str, network: str, tmp_path, groups=()) -> str:
     import yaml  # pylint: disable=import-outside-toplevel
 
     extra = tmp_path / f"{name}-{'-'.join(groups) or 'all'}.yml"
-    host = {name: {"ansible_connection": "containers.podman.podman", "ansible_python_interpreter": "/usr/bin/python3"}}
+    host = {name: {"ansible_connection": "containers.podman.podman", "ansible_python_interpreter": "/usr/bin/python3",
+                   **(variables or {})}}
     extra.write_text(yaml.safe_dump({"all": {"hosts": host, "children": {g: {"hosts": {name: {}}} for g in groups}}}))
     return str(extra)
 

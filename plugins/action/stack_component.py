@@ -160,6 +160,8 @@ class ActionModule(ActionBase):
                 outcome["install"]["source"] = module_args["install"]["source"]
         if outcome.get("pending") == "service" and not outcome.get("failed"):
             outcome = self._rolling_restart(args, outcome, task_vars)
+            if outcome.get("failed") and not self._task.check_mode:
+                outcome = self._roll_back(module_args, outcome, task_vars)
         result.update(outcome)
         said = summary(result)
         if said:
@@ -173,6 +175,18 @@ class ActionModule(ActionBase):
     def _on_host(self, module_args, task_vars):
         """The steps on the host: the stack_component module."""
         return self._execute_module(MODULE, module_args=module_args, task_vars=task_vars)
+
+    def _roll_back(self, module_args, outcome, task_vars):
+        """After a failed restart in a rolling slot: the module puts back the release and config
+        this run replaced (as it does itself after a failed service step) and restarts on them."""
+        install, config = outcome.get("install") or {}, outcome.get("config") or {}
+        if not (install.get("previous_release") or config.get("backup")):
+            return outcome
+        failure = str(outcome.get("msg") or "failed").removeprefix("service: ")
+        back = self._on_host(dict(module_args, steps=[], rollback={
+            "failure": failure, "failure_result": outcome.get("service") or {}, "install": install, "config": config}),
+            task_vars)
+        return dict(outcome, msg=back.get("msg") or outcome.get("msg"), rolled_back=back.get("rolled_back"))
 
     def _rolling_restart(self, args, outcome, task_vars):
         """The restart the module deferred, through stack_service's action: one rolling slot."""

@@ -126,7 +126,12 @@ def type_problem(name, spec, value):
             problem = type_problem(f"{name}[{index}]", {"type": want}, item)
             if problem:
                 return problem
-    if spec.get("choices") and value not in spec["choices"]:
+    if spec.get("choices") and kind == "list":
+        # as Ansible reads choices of a list: each element is one of them
+        bad = [item for item in value if item not in spec["choices"]]
+        if bad:
+            return f"{name} may hold only {', '.join(map(str, spec['choices']))}, got {', '.join(map(repr, bad))}"
+    elif spec.get("choices") and value not in spec["choices"]:
         return f"{name} must be one of {', '.join(map(str, spec['choices']))}, got {value!r}"
     return None
 

@@ -696,6 +696,32 @@ def port_conflicts(groups, hostvars, registry):
                         for (host, port), c in sorted(claims.items()) if len(c) > 1]
 
 
+def remove_problems(groups, hostvars, registry):
+    """Hosts whose stack_remove (the components to take off them) names a component that is not
+    in the registry, or one the host still runs through its groups (named, with the host)."""
+    problems = []
+    deployed = {name for name, entry in (registry or {}).items() if not (entry or {}).get("external")}
+    for host in sorted(groups.get("all") or []):
+        wanted = _lookup(hostvars, host, "stack_remove", [])
+        if wanted in (None, ""):
+            continue
+        if not isinstance(wanted, list):
+            problems.append(f"host {host}: stack_remove must be a list of components, got {wanted!r}"[:200])
+            continue
+        unknown = [str(name) for name in wanted if name not in deployed]
+        if unknown:
+            problems.append(f"host {host}: stack_remove names {', '.join(unknown)}, not a component of the stack "
+                            f"(one of {', '.join(sorted(deployed))})")
+        kept = [name for name in wanted if name in deployed and host in _members(registry[name], groups)]
+        if kept:
+            where = [f"the {registry[name].get('group')} group" if host in (groups.get(registry[name].get("group")) or [])
+                     else f"every host ({name} runs on all while its group {registry[name].get('group')} is empty)"
+                     for name in kept]
+            problems.append(f"host {host}: stack_remove names {', '.join(kept)}, but the host still runs it through "
+                            + " and ".join(where) + ": take the host out of the group to remove the component")
+    return problems
+
+
 def change_action(result, root, changes):
     """module_utils/stack_component.change_action (what changed files need), as a filter."""
     try:
@@ -777,6 +803,7 @@ class FilterModule:
             "stack_collector_flags": collector_flags,
             "stack_local_url": local_url,
             "stack_port_conflicts": port_conflicts,
+            "stack_remove_problems": remove_problems,
             "stack_scrape_jobs": scrape_jobs,
             "stack_host_components": host_components,
             "stack_switched": switched,

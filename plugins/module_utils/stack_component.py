@@ -7,11 +7,15 @@ config change switches a running service (config_switched) and the service step'
 from __future__ import annotations
 
 import fnmatch
+import os
 
-from ansible_collections.monstack.observability.plugins.module_utils import stack_config, stack_install, stack_service
+from ansible_collections.monstack.observability.plugins.module_utils import stack_config, stack_install, stack_remove, stack_service
 from ansible_collections.monstack.observability.plugins.module_utils.stack_step import StepError
 
 STEPS = ("install", "configure", "service")
+# what a config step replaced, per service, until the service is ready on the new config
+# (stack_config's backup_dir): a service that fails on it gets the old one back
+PREVIOUS_DIR = "/var/lib/monstack/previous"
 RESULT_KEYS = {"install": "install", "configure": "config", "service": "service"}
 RANK = {"none": 0, "reload": 1, "restart": 2}
 
@@ -27,6 +31,8 @@ ARGUMENT_SPEC = dict(
     config_result=dict(type="dict"),
     service=dict(type="dict", options=SERVICE_SPEC),
     defer_switch=dict(type="bool", default=False),
+    rollback=dict(type="dict"),
+    record_dir=dict(type="path", default=stack_remove.RECORD_DIR),
 )
 
 
@@ -157,6 +163,45 @@ def summary(result):
     return "; ".join(parts)
 
 
+def roll_back(p, install_result, config_result, failure, result, runners=None, warn=None):
+    """After the service failed on a new release, unit or config: put back the config the config
+    step replaced (its backup) and the release current pointed at before, restart on them and
+    wait until ready. Raises StepError naming what was rolled back, the failure's cause first;
+    returns (nothing rolled back) when there was nothing to go back to."""
+    runners = runners or RUNNERS
+    name = (p.get("service") or {}).get("name") or "the service"
+    if failure.result.get("checks_failed") or failure.result.get("cluster"):
+        return  # it runs and is ready: what failed is a check of what it watches, or of its cluster
+    if unit_files(name, (config_result or {}).get("created") or []):
+        return  # a first deploy: there is nothing to go back to
+    back = []
+    try:
+        restored = stack_config.restore((config_result or {}).get("backup") or "")
+        previous = (install_result or {}).get("previous_release")
+        if previous and p.get("install"):
+            stack_install.relink(p["install"].get("root") or "/opt/monitoring", p["install"]["component"], previous)
+            back.append(f"release {previous.split('-linux-')[0]}")
+    except OSError as exc:
+        raise StepError(f"service: {failure.msg}\nthe rollback failed too: {exc}", result) from exc
+    if restored:
+        back.append("config (" + ", ".join(sorted(os.path.basename(path) for path in restored)) + ")")
+    if not back:
+        return
+    cause, _, detail = failure.msg.partition("\n")
+    args = with_defaults(stack_service.ARGUMENT_SPEC, dict(service_args(p["service"], None), restart=True,
+                                                           defer_restart=False, reason="rollback"))
+    # no peer count to come back to: the member was down already
+    args["cluster_status_url"] = None
+    result["rolled_back"] = back
+    try:
+        result["service"] = runners["service"](args, False, False, warn)
+    except StepError as again:
+        raise StepError(f"service: {cause}\nRolled back to the previous {' and '.join(back)}, but {name} did not come "
+                        f"back on them either: {again.msg}\n{detail}", result) from again
+    raise StepError(f"service: {cause}\nRolled back to the previous {' and '.join(back)}: {name} is ready again "
+                    f"on them. {'What the failed start logged:' if detail else ''}\n{detail}".rstrip(), result)
+
+
 def with_defaults(spec, args):
     """args with the defaults of spec for what they leave out (as the module's own call would)."""
     return dict({name: option.get("default") for name, option in spec.items()}, **args)
@@ -180,6 +225,13 @@ def run(p, check_mode=False, diff=False, warn=None, runners=None):
     defer_switch is set and the config step changed what the running service runs with (site.yml's
     one pass switches it once every Prometheus is ready). Raises StepError naming the step."""
     runners = runners or RUNNERS
+    if p.get("rollback") and not check_mode:
+        # a restart in a rolling slot (the controller's stack_service) failed: roll back here
+        back = p["rollback"]
+        failure = StepError(str(back.get("failure") or "the service failed"), back.get("failure_result") or {})
+        result = {"changed": True, "switched": False}
+        roll_back(p, back.get("install"), back.get("config"), failure, result, runners, warn)
+        raise StepError(f"service: {failure.msg}", result)
     steps = list(p.get("steps") or [])
     for step in steps:
         if not isinstance(p.get(RESULT_KEYS[step]), dict):
@@ -201,6 +253,8 @@ def run(p, check_mode=False, diff=False, warn=None, runners=None):
             args = with_defaults(stack_service.ARGUMENT_SPEC, args)
         else:
             args = p[RESULT_KEYS[step]]
+            if step == "configure" and not check_mode and (p.get("service") or {}).get("name"):
+                args = dict(args, backup_dir=os.path.join(PREVIOUS_DIR, p["service"]["name"]))
         unvalidated = (step == "configure" and check_mode and args.get("validate")
                        and (install_result or {}).get("switched_release"))
         if unvalidated:
@@ -210,6 +264,8 @@ def run(p, check_mode=False, diff=False, warn=None, runners=None):
             outcome = runners[step](args, check_mode, diff, warn)
         except StepError as exc:
             result[RESULT_KEYS[step]] = exc.result
+            if step == "service" and not check_mode:
+                roll_back(p, install_result, config_result, exc, result, runners, warn)
             raise StepError(f"{step}: {exc.msg}", result) from exc
         if unvalidated and outcome.get("changed"):
             outcome = dict(outcome, validation="not validated in check mode: the release this run would install "
@@ -228,4 +284,16 @@ def run(p, check_mode=False, diff=False, warn=None, runners=None):
             break
         if step == "service" and outcome.get("deferred"):
             result["pending"] = "service"
+        elif step == "service":
+            # ready on the new config: what it replaced is no longer needed
+            stack_config.drop_backup((config_result or {}).get("backup"))
+    if not check_mode and "pending" not in result:
+        # what this component put on the host, for its removal (stack_remove): bookkeeping, like
+        # the pending marker, not a change of the service
+        try:
+            ran = {RESULT_KEYS[step] for step in steps} | ({"service"} if "configure" in steps else set())
+            stack_remove.write_record(stack_remove.record({key: p.get(key) for key in ran}), p.get("record_dir"))
+        except OSError as exc:
+            if warn:
+                warn(f"could not keep the record of what was installed: {exc}")
     return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import grp
+import json
 import os
 import pwd
 import shlex
@@ -126,6 +127,51 @@ def apply(writes, removals):
         os.unlink(path)
 
 
+def backup(writes, removals, directory):
+    """Keep what a change replaces, in directory (root only, 0700): each file's content, owner
+    and mode before it, or that it was not there. restore() puts it back."""
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, mode=0o700)
+    os.chmod(directory, 0o700)
+    entries = []
+    for index, dest in enumerate([w["dest"] for w in writes] + list(removals)):
+        try:
+            st = os.lstat(dest)
+        except FileNotFoundError:
+            entries.append({"dest": dest, "absent": True})
+            continue
+        copy = os.path.join(directory, str(index))
+        shutil.copyfile(dest, copy)
+        os.chmod(copy, 0o600)
+        entries.append({"dest": dest, "copy": copy, "mode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid})
+    with open(os.path.join(directory, "index.json"), "w", encoding="utf-8") as handle:
+        json.dump(entries, handle)
+
+
+def restore(directory):
+    """Put back the files backup() kept in directory (and remove those that were not there);
+    the paths restored, or [] when directory holds no backup. The backup is dropped after."""
+    try:
+        with open(os.path.join(directory, "index.json"), encoding="utf-8") as handle:
+            entries = json.load(handle)
+    except (OSError, ValueError):
+        return []
+    for entry in entries:
+        if entry.get("absent"):
+            if os.path.lexists(entry["dest"]):
+                os.unlink(entry["dest"])
+            continue
+        with open(entry["copy"], "rb") as handle:
+            write_file(entry["dest"], handle.read(), entry["mode"], entry["uid"], entry["gid"])
+    shutil.rmtree(directory, ignore_errors=True)
+    return [entry["dest"] for entry in entries]
+
+
+def drop_backup(directory):
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def validate(root, command, writes, removals, check_mode=False):
     """Apply the change to a copy of root and run command on it; return (rc, output), or None
     when the validator is not installed yet (check mode on a host the run would install first).
@@ -223,6 +269,7 @@ ARGUMENT_SPEC = dict(
     validate=dict(type="str"),
     prune=dict(type="list", elements="path", default=[]),
     when_serving=dict(type="dict"),
+    backup_dir=dict(type="path"),
 )
 
 
@@ -262,5 +309,9 @@ def run(p, check_mode=False, diff=False):
             result["changed"] = False
             raise StepError(f"the new configuration was rejected; the live one is unchanged:\n{output}", result)
     if not check_mode:
+        if p.get("backup_dir"):
+            # what this change replaces, for a rollback when the service fails on it (stack_component)
+            backup(writes, removals, p["backup_dir"])
+            result["backup"] = p["backup_dir"]
         apply(writes, removals)
     return result

@@ -265,8 +265,9 @@ def point_link(link, target):
     return True
 
 
-def prune_releases(component_dir, keep, current):
-    """Drop old releases, newest kept by install time; never the current one."""
+def prune_releases(component_dir, keep, current, previous=None):
+    """Drop old releases, newest kept by install time; never the current one, nor the one
+    current pointed at before this run (what a rollback needs)."""
     releases = []
     for name in os.listdir(component_dir):
         path = os.path.join(component_dir, name)
@@ -277,10 +278,15 @@ def prune_releases(component_dir, keep, current):
     releases.sort(reverse=True)
     removed = []
     for _, path in releases[keep:]:
-        if os.path.realpath(path) != os.path.realpath(current):
+        if os.path.realpath(path) != os.path.realpath(current) and os.path.basename(path) != previous:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
+
+
+def relink(root, component, release):
+    """Point <root>/<component>/current back at release (a directory name in it): a rollback."""
+    return point_link(os.path.join(root, component, "current"), release)
 
 
 def sha256_file(path):
@@ -338,6 +344,10 @@ def run(p, check_mode=False):
     current = os.path.join(component_dir, "current")
     # the release the service runs changes: the service step restarts it (binary changed)
     result["switched_release"] = not (os.path.islink(current) and os.readlink(current) == os.path.basename(release))
+    before = os.readlink(current) if os.path.islink(current) else None
+    if result["switched_release"] and before and os.path.isdir(os.path.join(component_dir, before)):
+        # what a rollback goes back to (stack_component), kept by the pruning below
+        result["previous_release"] = before
     if check_mode:
         result["changed"] |= result["switched_release"]
         return result
@@ -345,7 +355,7 @@ def run(p, check_mode=False):
     os.makedirs(p["bin_dir"], exist_ok=True)
     for name, target in p["links"].items():
         result["changed"] |= point_link(os.path.join(p["bin_dir"], name), os.path.join(component_dir, "current", target))
-    result["removed"] = prune_releases(component_dir, max(p["keep"], 1), release)
+    result["removed"] = prune_releases(component_dir, max(p["keep"], 1), release, result.get("previous_release"))
     result["changed"] |= bool(result["removed"])
     return result
 

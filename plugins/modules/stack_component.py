@@ -10,6 +10,16 @@ description:
   - Runs the install, config and service steps of one component on its host, in that order, each
     as the stack_install, stack_config and stack_service modules would; on a run that changes
     nothing that is one round trip instead of three.
+  - >-
+    Keeps on the host a record of what the component installed (C(record_dir)/<component>.json with its unit,
+    links, releases, config files and directories, user and the directories made for it), which
+    M(monstack.observability.stack_remove) reads to take the component off again.
+  - >-
+    When the service step fails to get the service ready on a new release, unit or config, puts back the
+    release C(current) pointed at and the config files as they were (kept by the config step under
+    C(/var/lib/monstack/previous/<service>) until the service is ready), restarts on them, waits until
+    ready and fails, the cause on the first line, naming what was rolled back. Not after a first deploy,
+    nor when only a post-start check or the cluster check failed.
   - Returns C(pending) where the controller has to act before the rest can run (C(install) the
     release's archive has to be pushed; C(service) a restart waits for a rolling slot).
 options:
@@ -23,6 +33,13 @@ options:
       The stack_service module's options, and C(changes) ({root, rules}: the registry's change
       rules for the config directory) and C(cluster_switch_files).
   defer_switch: {type: bool, default: false, description: Stop before the service step when the config step switched a running service.}
+  rollback:
+    type: dict
+    description: >-
+      (the action, after a restart in a rolling slot failed) C({failure, failure_result, install, config}):
+      put back the release and config the install and config steps replaced, restart, wait until ready,
+      and fail naming what was rolled back.
+  record_dir: {type: path, default: /var/lib/monstack/components, description: Where the records of what each component installed are kept.}
   role:
     type: str
     description: >-
@@ -61,6 +78,11 @@ pending:
     (a rolling slot).
   returned: when it stopped for that
   type: str
+rolled_back:
+  description: What was put back after the service failed on the new one (C(release <version>), C(config (<files>))).
+  returned: when a failed service step was rolled back
+  type: list
+  elements: str
 component:
   description: The role the arguments came from.
   returned: with role

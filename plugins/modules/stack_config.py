@@ -47,6 +47,12 @@ options:
         service at address speaks scheme (a TLS handshake succeeds, or fails while the port is open).
         The module returns at once and a detached process on the host waits and writes: a target
         file changes within a fraction of a second of its service switching (stack_tls).'
+  backup_dir:
+    type: path
+    description: >-
+      Keep there (root only, 0700) what the change replaces, each file's content, owner and mode or that
+      it was not there, so that a service failing on the new config can get the old one back
+      (M(monstack.observability.stack_component) does, and drops the copy once the service is ready).
 author: monitoring-stack
 """
 
@@ -82,6 +88,10 @@ removed:
   returned: always
   type: list
   elements: str
+backup:
+  description: Where what the change replaced is kept (I(backup_dir)).
+  returned: when a change was applied with I(backup_dir)
+  type: str
 validation:
   description: The validator's output, or why it did not run in check mode.
   returned: when it ran

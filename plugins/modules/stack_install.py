@@ -83,6 +83,10 @@ switched_release:
     restarts.
   returned: when the release is in place or would be
   type: bool
+previous_release:
+  description: The release C(current) pointed at before this switch (kept, beyond I(keep), for a rollback).
+  returned: when the release switched from an installed one
+  type: str
 removed:
   description: Older releases removed beyond I(keep).
   returned: when not in check mode

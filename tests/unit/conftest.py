@@ -14,9 +14,10 @@ sys.path.insert(0, str(COMMON.parent / ".collections"))
 
 @pytest.fixture(autouse=True)
 def pending_dir(tmp_path, monkeypatch):
-    """The pending reloads and restarts the steps leave on a host go to a test's own directory,
-    never to this machine's /var/lib/monstack."""
-    from ansible_collections.monstack.observability.plugins.module_utils import stack_service
+    """The pending reloads and restarts the steps leave on a host, and the records of what they
+    installed, go to a test's own directory, never to this machine's /var/lib/monstack."""
+    from ansible_collections.monstack.observability.plugins.module_utils import stack_remove, stack_service
+    monkeypatch.setattr(stack_remove, "RECORD_DIR", str(tmp_path / "components"))
     path = tmp_path / "pending"
     monkeypatch.setattr(stack_service, "PENDING_DIR", str(path))
     loaded = sys.modules.get("stack_service_utils")
