@@ -696,6 +696,69 @@ def port_conflicts(groups, hostvars, registry):
                         for (host, port), c in sorted(claims.items()) if len(c) > 1]
 
 
+def _seconds(duration, default=15.0):
+    """Seconds of a Prometheus duration (1m30s, 15s, 500ms), or default when it is not one."""
+    parts = re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", str(duration or ""))
+    if not parts or "".join(n + u for n, u in parts) != str(duration):
+        return default
+    unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    return sum(int(n) * unit[u] for n, u in parts)
+
+
+def maintenance_silence(component, host, groups, hostvars, registry, ca_file="", username=""):
+    """The maintenance silence stack_service makes while `component` restarts on `host`
+    (stack_maintenance_silences): the alerts about its own target there (instance=<the address
+    Prometheus scrapes it at>), on the inventory's Alertmanagers as this host reaches them, those
+    of other hosts first; ended, once it is ready again, after two scrapes and an evaluation of
+    the slowest Prometheus. None without an Alertmanager in the inventory."""
+    entry = (registry or {}).get(component) or {}
+    manager = (registry or {}).get("alertmanager") or {}
+    members = _members(manager, groups) if manager else []
+    if not members or not entry.get("ports"):
+        return None
+    ordered = [m for m in members if m != host] + [m for m in members if m == host]
+    # the port Prometheus scrapes it at (the registry's metrics port, else its first)
+    spec = _port_spec(entry, (entry.get("metrics") or {}).get("port"))
+    scrapers = _members((registry or {}).get("prometheus") or {}, groups)
+    grace = max([2 * _seconds(_lookup(hostvars, p, "prometheus_scrape_interval", "15s"))
+                 + _seconds(_lookup(hostvars, p, "prometheus_evaluation_interval", "15s")) for p in scrapers] or [45])
+    return {"urls": component_urls(ordered, hostvars, manager),
+            "matchers": [{"name": "instance", "value": service_address(host, hostvars, spec["var"], spec["port"])}],
+            "comment": f"{component} on {host} restarts (monstack maintenance)", "grace": int(grace),
+            "ca_file": ca_file or "", "username": username or ""}
+
+
+def host_silence(host, groups, hostvars, registry, config_dir="/etc/alertmanager"):
+    """What playbooks/maintenance.yml silences while `host` is down: every alert about a target on
+    it (instance=~"<its address>:<port>"), made on an Alertmanager of the inventory through that
+    member's own loopback (another host's first), verified with the CA in its config_dir under
+    stack_tls. {on, url, ca_file, matchers, grace}, or None without an Alertmanager."""
+    manager = (registry or {}).get("alertmanager") or {}
+    members = _members(manager, groups) if manager else []
+    if not members:
+        return None
+    on = next((m for m in members if m != host), members[0])
+    spec = _port_spec(manager)
+    port = _port_of(_lookup(hostvars, on, spec["var"], spec["port"])) or spec["port"]
+    tls = serves_tls(on, hostvars, manager)
+    scrapers = _members((registry or {}).get("prometheus") or {}, groups)
+    grace = max([2 * _seconds(_lookup(hostvars, p, "prometheus_scrape_interval", "15s"))
+                 + _seconds(_lookup(hostvars, p, "prometheus_evaluation_interval", "15s")) for p in scrapers] or [45])
+    return {"on": on, "url": f"{'https' if tls else 'http'}://127.0.0.1:{port}",
+            "ca_file": f"{_lookup(hostvars, on, 'alertmanager_config_dir', config_dir)}/ca.crt" if tls else None,
+            "matchers": [{"name": "instance", "value": re.escape(host_address(host, hostvars)) + ":[0-9]+",
+                          "isRegex": True, "isEqual": True}],
+            "grace": int(grace)}
+
+
+def utc_after(seconds):
+    """The time `seconds` from now (UTC) as Alertmanager's API takes it (RFC 3339)."""
+    import datetime  # pylint: disable=import-outside-toplevel
+
+    moment = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=float(seconds or 0))
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def remove_problems(groups, hostvars, registry):
     """Hosts whose stack_remove (the components to take off them) names a component that is not
     in the registry, or one the host still runs through its groups (named, with the host)."""
@@ -804,6 +867,9 @@ class FilterModule:
             "stack_local_url": local_url,
             "stack_port_conflicts": port_conflicts,
             "stack_remove_problems": remove_problems,
+            "stack_maintenance_silence": maintenance_silence,
+            "stack_host_silence": host_silence,
+            "stack_utc_after": utc_after,
             "stack_scrape_jobs": scrape_jobs,
             "stack_host_components": host_components,
             "stack_switched": switched,

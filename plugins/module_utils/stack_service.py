@@ -19,6 +19,7 @@ import socket
 import subprocess
 import time
 
+from ansible_collections.monstack.observability.plugins.module_utils import stack_silence
 from ansible_collections.monstack.observability.plugins.module_utils.stack_step import StepError
 
 
@@ -298,6 +299,8 @@ ARGUMENT_SPEC = dict(
     defer_restart=dict(type="bool", default=False),
     cluster_status_url=dict(type="str"),
     reason=dict(type="str"),
+    silence=dict(type="dict"),
+    silence_password=dict(type="str", no_log=True),
 )
 
 
@@ -364,31 +367,53 @@ def run(p, check_mode=False, warn=None):
                 result["restart_reason"] = f"reload through the API failed ({getattr(exc, 'reason', exc)})"
                 action = "restart"
         peers_before = cluster_peers(p) if action == "restart" and p["cluster_status_url"] else None
-        if action:
-            began = time.time()
-            proc = systemctl(action, unit, check=False)
-            if proc.returncode != 0:
-                raise StepError(f"{unit}: systemctl {action} failed: {proc.stderr.strip()}\n"
-                                f"last journal lines:\n{journal(unit, p['journal_lines'])}", result)
-            # counted after a manual start, which resets it: later increments are crash restarts
-            ok, detail = wait_ready(p, unit, int(show(unit).get("NRestarts") or 0), result)
-            result["ready"] = detail
-            if not ok:
-                raise StepError(f"{unit} is not ready after {action}: {detail}\n"
-                                f"last journal lines:\n{journal(unit, p['journal_lines'])}", result)
-            if peers_before:
-                ok, detail = wait_peers(p, peers_before)
-                result["cluster"] = detail
-                if not ok:
-                    raise StepError(f"{unit} restarted but {detail}", result)
-            # when the service went down and when it was back (ready, and in its cluster): how
-            # long a restart took, and that a rolling restart's windows do not overlap
-            result["window"] = [round(began, 3), round(time.time(), 3)]
+        silence = None
+        if action == "restart" and p.get("silence"):
+            # the alerts about this service's own targets stay quiet while it restarts
+            silence, problem = stack_silence.begin(p["silence"], p.get("silence_password"), p["ready_timeout"] + 60)
+            if silence:
+                result["silence"] = dict(silence)
+            elif warn:
+                warn(f"{p['name']} restarts without a maintenance silence: no Alertmanager took it ({problem})")
+        try:
+            restart_and_wait(p, unit, action, peers_before, result)
+        finally:
+            if silence:
+                outcome = "ready again" if "window" in result else "restart failed"
+                problem = stack_silence.end(p["silence"], p.get("silence_password"), silence,
+                                            int(p["silence"].get("grace") or 0), outcome)
+                if problem and warn:
+                    warn(f"the maintenance silence {silence['id']} for {p['name']} could not be ended early: {problem}")
     except RuntimeError as exc:
         raise StepError(str(exc), result) from exc
     # carried out: nothing is pending any more
     clear_pending(p["name"])
     return finish(p, result, warn)
+
+
+def restart_and_wait(p, unit, action, peers_before, result):
+    """Start, restart or reload the unit (action, or nothing), wait until it is ready and, after
+    a restart of a cluster member, back in its cluster; result gets ready, cluster and window."""
+    if action:
+        began = time.time()
+        proc = systemctl(action, unit, check=False)
+        if proc.returncode != 0:
+            raise StepError(f"{unit}: systemctl {action} failed: {proc.stderr.strip()}\n"
+                            f"last journal lines:\n{journal(unit, p['journal_lines'])}", result)
+        # counted after a manual start, which resets it: later increments are crash restarts
+        ok, detail = wait_ready(p, unit, int(show(unit).get("NRestarts") or 0), result)
+        result["ready"] = detail
+        if not ok:
+            raise StepError(f"{unit} is not ready after {action}: {detail}\n"
+                            f"last journal lines:\n{journal(unit, p['journal_lines'])}", result)
+        if peers_before:
+            ok, detail = wait_peers(p, peers_before)
+            result["cluster"] = detail
+            if not ok:
+                raise StepError(f"{unit} restarted but {detail}", result)
+        # when the service went down and when it was back (ready, and in its cluster): how
+        # long a restart took, and that a rolling restart's windows do not overlap
+        result["window"] = [round(began, 3), round(time.time(), 3)]
 
 
 def finish(p, result, warn=None):

@@ -75,6 +75,19 @@ options:
       Alertmanager-style status URL (JSON with cluster.peers): before a restart the peers this
       member sees are counted, after it the module waits until it sees as many again, so a
       rolling restart never takes two members out of the cluster.
+  silence:
+    type: dict
+    description:
+      - >-
+        A maintenance silence for a restart (stack_maintenance_silences) C({urls, matchers, comment, username,
+        ca_file, grace}). Before the restart the alerts matching I(matchers) (Alertmanager API v2 matchers,
+        C({name, value, isRegex})) are silenced on the first Alertmanager of I(urls) that takes it (its
+        certificate checked against I(ca_file), logging in as I(username)); once the service is ready
+        again, or its restart failed, the silence ends I(grace) seconds later (the next scrapes see the
+        service first). An Alertmanager that cannot be reached is a warning: the restart goes on.
+  silence_password:
+    type: str
+    description: The password of I(silence)'s username (never logged).
 author: monitoring-stack
 """
 
@@ -99,6 +112,10 @@ restart_reason:
     an earlier run.'
   returned: on a restart
   type: str
+silence:
+  description: The maintenance silence made for the restart C({id, url, starts}).
+  returned: when one was made
+  type: dict
 reload_reason:
   description: Why it reloaded.
   returned: on a reload

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from conftest import (RESULTS_AS_JSON, component_results, delivered_alerts, expected_version, exposure, get_host,
-                      host_names, previous_version, run_playbook, start_alert_sink, stop_alert_sink)
+                      host_names, previous_version, run_playbook, start_alert_sink, stop_alert_sink, wait_for)
 
 MEMBERS = host_names("alertmanager")
 testinfra_hosts = [f"podman://{n}" for n in MEMBERS]
@@ -54,10 +54,21 @@ def post_alert(member, labels):
     return proc.returncode == 0
 
 
+SLOW_START = "/etc/systemd/system/alertmanager.service.d/slow-start.conf"
+
+
+def prometheus_query(expr):
+    out = get_host(host_names("prometheus")[0]).check_output(
+        "curl -fsS --noproxy '*' http://127.0.0.1:9090/api/v1/query --data-urlencode %s", f"query={expr}")
+    return json.loads(out)["data"]["result"]
+
+
 def test_a_rolling_upgrade_keeps_accepting_alerts_and_notifies_once(host):
     """The cluster of three goes from the previous release to this one a member at a time: every
     round of alerts (sent to all members, as Prometheus sends them) is accepted by some member,
-    and the webhook hears of the alert exactly once."""
+    and the webhook hears of the alert exactly once. Each member's restart is made slow enough for
+    Prometheus to see it down (AlertmanagerDown fires at once in this scenario): the maintenance
+    silence each restart makes keeps those alerts from the webhook, and has ended afterwards."""
     if host.backend.name != MEMBERS[0]:
         pytest.skip("runs once, from the first member")
     down = run_playbook("converge.yml", "--limit", "alertmanager",
@@ -74,6 +85,9 @@ def test_a_rolling_upgrade_keeps_accepting_alerts_and_notifies_once(host):
             stop.wait(1)
 
     sender = threading.Thread(target=keep_sending)
+    for member in MEMBERS:
+        get_host(member).check_output(f"mkdir -p {SLOW_START.rsplit('/', 1)[0]} && printf '[Service]\\nExecStartPre=/bin/sleep 12\\n'"
+                                      f" > {SLOW_START} && systemctl daemon-reload")
     sender.start()
     try:
         # site.yml's one pass: the members restart by stack_service's rolling slots, not by `serial`
@@ -82,6 +96,8 @@ def test_a_rolling_upgrade_keeps_accepting_alerts_and_notifies_once(host):
     finally:
         stop.set()
         sender.join()
+        for member in MEMBERS:
+            get_host(member).run(f"rm -f {SLOW_START} && systemctl daemon-reload")
     try:
         assert up.returncode == 0, up.output[-3000:]
         restarts = {host: result["service"] for host, result in component_results(
@@ -96,5 +112,19 @@ def test_a_rolling_upgrade_keeps_accepting_alerts_and_notifies_once(host):
         notified = [a for _, a in delivered_alerts(sink) if a["labels"].get("run") == labels["run"]]
         assert len(notified) == 1, f"the webhook heard of the alert {len(notified)} times"
         assert status(host)["versionInfo"]["version"] == expected_version("alertmanager")
+        # Prometheus saw each member down, and the webhook heard nothing of it
+        seen_down = {r["metric"]["instance"] for r in prometheus_query(
+            'max_over_time(ALERTS{alertname="AlertmanagerDown",alertstate="firing"}[5m])')}
+        assert seen_down == {f"{m}:9093" for m in MEMBERS}, f"the slow restarts should have fired the alert: {seen_down}"
+        paged = [a["labels"].get("instance") for _, a in delivered_alerts(sink) if a["labels"]["alertname"] == "AlertmanagerDown"]
+        assert paged == [], f"the restarts paged: {paged}"
+        silences = {r["silence"]["id"]: r["silence"] for r in restarts.values()}
+        assert len(silences) == len(MEMBERS), restarts
+
+        def ended():
+            made = {s["id"]: s["status"]["state"] for s in json.loads(host.check_output(
+                "curl -fsS --noproxy '*' http://127.0.0.1:9093/api/v2/silences")) if s["createdBy"] == "monstack (ansible)"}
+            return set(silences) <= set(made) and all(state == "expired" for state in made.values()) and made
+        assert wait_for(ended, timeout=60), "the maintenance silences should have ended"
     finally:
         stop_alert_sink(sink)
