@@ -8,6 +8,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.monstack.observability.plugins.module_utils import stack_silence as _stack_silence
 from ansible_collections.monstack.observability.plugins.module_utils.stack_component import change_action as _change_action
 from ansible_collections.monstack.observability.plugins.module_utils.stack_component import config_switched
 
@@ -705,6 +706,14 @@ def _seconds(duration, default=15.0):
     return sum(int(n) * unit[u] for n, u in parts)
 
 
+def _silence_grace(groups, hostvars, registry):
+    """Seconds a maintenance silence outlasts the service's return: two scrapes and an evaluation
+    of the slowest Prometheus of the inventory (45 without one)."""
+    scrapers = _members((registry or {}).get("prometheus") or {}, groups)
+    return int(max([2 * _seconds(_lookup(hostvars, p, "prometheus_scrape_interval", "15s"))
+                    + _seconds(_lookup(hostvars, p, "prometheus_evaluation_interval", "15s")) for p in scrapers] or [45]))
+
+
 def maintenance_silence(component, host, groups, hostvars, registry, ca_file="", username=""):
     """The maintenance silence stack_service makes while `component` restarts on `host`
     (stack_maintenance_silences): the alerts about its own target there (instance=<the address
@@ -719,12 +728,10 @@ def maintenance_silence(component, host, groups, hostvars, registry, ca_file="",
     ordered = [m for m in members if m != host] + [m for m in members if m == host]
     # the port Prometheus scrapes it at (the registry's metrics port, else its first)
     spec = _port_spec(entry, (entry.get("metrics") or {}).get("port"))
-    scrapers = _members((registry or {}).get("prometheus") or {}, groups)
-    grace = max([2 * _seconds(_lookup(hostvars, p, "prometheus_scrape_interval", "15s"))
-                 + _seconds(_lookup(hostvars, p, "prometheus_evaluation_interval", "15s")) for p in scrapers] or [45])
     return {"urls": component_urls(ordered, hostvars, manager),
             "matchers": [{"name": "instance", "value": service_address(host, hostvars, spec["var"], spec["port"])}],
-            "comment": f"{component} on {host} restarts (monstack maintenance)", "grace": int(grace),
+            "comment": f"{component} on {host} restarts (monstack maintenance)",
+            "grace": _silence_grace(groups, hostvars, registry),
             "ca_file": ca_file or "", "username": username or ""}
 
 
@@ -741,22 +748,16 @@ def host_silence(host, groups, hostvars, registry, config_dir="/etc/alertmanager
     spec = _port_spec(manager)
     port = _port_of(_lookup(hostvars, on, spec["var"], spec["port"])) or spec["port"]
     tls = serves_tls(on, hostvars, manager)
-    scrapers = _members((registry or {}).get("prometheus") or {}, groups)
-    grace = max([2 * _seconds(_lookup(hostvars, p, "prometheus_scrape_interval", "15s"))
-                 + _seconds(_lookup(hostvars, p, "prometheus_evaluation_interval", "15s")) for p in scrapers] or [45])
     return {"on": on, "url": f"{'https' if tls else 'http'}://127.0.0.1:{port}",
             "ca_file": f"{_lookup(hostvars, on, 'alertmanager_config_dir', config_dir)}/ca.crt" if tls else None,
             "matchers": [{"name": "instance", "value": re.escape(host_address(host, hostvars)) + ":[0-9]+",
                           "isRegex": True, "isEqual": True}],
-            "grace": int(grace)}
+            "grace": _silence_grace(groups, hostvars, registry)}
 
 
 def utc_after(seconds):
-    """The time `seconds` from now (UTC) as Alertmanager's API takes it (RFC 3339)."""
-    import datetime  # pylint: disable=import-outside-toplevel
-
-    moment = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=float(seconds or 0))
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """The time `seconds` from now (UTC) as Alertmanager's API takes it (module_utils/stack_silence.after)."""
+    return _stack_silence.after(seconds)
 
 
 def remove_problems(groups, hostvars, registry):

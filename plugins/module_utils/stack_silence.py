@@ -18,11 +18,9 @@ import json
 CREATED_BY = "monstack (ansible)"
 
 
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def _stamp(moment):
+def after(seconds):
+    """The time `seconds` from now (UTC) as Alertmanager's API takes it (RFC 3339, milliseconds)."""
+    moment = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=max(0.0, float(seconds or 0)))
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
@@ -50,7 +48,7 @@ def silence_body(spec, starts, ends, silence_id=None, comment=None):
     """The silence as the API takes it. An update keeps startsAt: Alertmanager updates an active
     silence in place only when its matchers and start are unchanged (silence/silence.go, canUpdate)."""
     body = {"matchers": [dict({"isRegex": False, "isEqual": True}, **m) for m in spec["matchers"]],
-            "startsAt": starts, "endsAt": _stamp(ends), "createdBy": CREATED_BY,
+            "startsAt": starts, "endsAt": ends, "createdBy": CREATED_BY,
             "comment": comment or spec.get("comment") or "maintenance"}
     if silence_id:
         body["id"] = silence_id
@@ -64,7 +62,7 @@ def begin(spec, password, seconds, call=_call):
     for url in spec.get("urls") or []:
         try:
             answer = call(url.rstrip("/") + "/api/v2/silences",
-                          silence_body(spec, _stamp(_now()), _now() + datetime.timedelta(seconds=seconds)), spec, password)
+                          silence_body(spec, after(0), after(seconds)), spec, password)
             made = {"id": answer["silenceID"], "url": url}
             # the start Alertmanager stored (it moves a start in the past to its own now)
             made["starts"] = call(f"{url.rstrip('/')}/api/v2/silence/{made['id']}", None, spec, password)["startsAt"]
@@ -77,7 +75,7 @@ def begin(spec, password, seconds, call=_call):
 def end(spec, password, silence, grace, outcome, call=_call):
     """Let the silence end `grace` seconds from now (the next scrapes see the service again before
     it does): updated on the member that holds it, else any other. None, or why it could not."""
-    ends = _now() + datetime.timedelta(seconds=max(0, grace))
+    ends = after(grace)
     errors = []
     urls = [silence["url"]] + [u for u in spec.get("urls") or [] if u != silence["url"]]
     for url in urls:
