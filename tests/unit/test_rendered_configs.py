@@ -21,7 +21,7 @@ def render(tmp_path_factory, **extra):
                            "-e", json.dumps({"render_dir": str(out), **extra})], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    return {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+    return json.loads((out / "rendered.json").read_text())
 
 
 @pytest.fixture(scope="module")
