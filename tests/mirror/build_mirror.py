@@ -57,6 +57,7 @@ SUITES = ["sid", "trixie"]
 # directory, and a <archive name>_checksums.txt beside it. Debian's build is the real program.
 VM_REPO = "VictoriaMetrics/VictoriaMetrics"
 VM_PACKAGE = "victoria-metrics"
+VM_TOOLS = ("vmbackup", "vmrestore")
 STANDIN_COMPONENTS = ("grafana", "loki", "promtail", "jaeger")
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 from artifact_source import catalog, role_default  # noqa: E402  pylint: disable=wrong-import-position
@@ -226,6 +227,7 @@ def build_victoriametrics(out, cache, arch, manifest):
         version = upstream_version(index[VM_PACKAGE]["Version"])
         release = os.path.join(out, GH, VM_REPO, "releases", "download", f"v{version}")
         name = f"victoria-metrics-linux-{arch}-v{version}.tar.gz"
+        tools = f"vmutils-linux-{arch}-v{version}.tar.gz"
         manifest.setdefault("victoriametrics", {})[version] = {
             "suite": suite, "debian": index[VM_PACKAGE]["Version"], "real": True}
         os.makedirs(release, exist_ok=True)
@@ -236,8 +238,15 @@ def build_victoriametrics(out, cache, arch, manifest):
             with targz(os.path.join(release, name + ".part")) as tar:
                 add_file(tar, "victoria-metrics-prod", path=os.path.join(tmp, "usr/bin/victoria-metrics"), mode=0o755)
             os.replace(os.path.join(release, name + ".part"), os.path.join(release, name))
-        with open(os.path.join(release, name.replace(".tar.gz", "_checksums.txt")), "w", encoding="utf-8") as handle:
-            handle.write(write_sums(release, [name]))
+            # the tools' archive (upstream's Makefile, release-vmutils-goos-goarch: <tool>-prod
+            # members, no top directory); of its tools the stack uses vmbackup and vmrestore
+            with targz(os.path.join(release, tools + ".part")) as tar:
+                for tool in VM_TOOLS:
+                    add_file(tar, f"{tool}-prod", path=os.path.join(tmp, "usr/bin", tool), mode=0o755)
+            os.replace(os.path.join(release, tools + ".part"), os.path.join(release, tools))
+        for archive in (name, tools):
+            with open(os.path.join(release, archive.replace(".tar.gz", "_checksums.txt")), "w", encoding="utf-8") as handle:
+                handle.write(write_sums(release, [archive]))
 
 
 def standin_bytes(versions):

@@ -294,7 +294,12 @@ def loki_like(args, default_port):
             return 200, "text/plain", "Ready"
         return 500, "text/plain; charset=utf-8", PROMTAIL_NOT_READY
 
-    bindings = [(host, port, {"/ready": ready},
+    routes = {"/ready": ready}
+    if NAME == "loki":
+        # grafana/loki v3.7.6 pkg/loki/modules.go (initIngester): GET or POST /flush, and
+        # pkg/ingester/flush.go (FlushHandler): 204 once the in-memory chunks are queued for flushing
+        routes.update({"/flush": (204, "text/plain", ""), ("POST", "/flush"): lambda _headers: (204, "text/plain", "")})
+    bindings = [(host, port, routes,
                  tls_context(tls.get("cert_file"), tls.get("key_file"), tls.get("client_ca_file"), tls.get("client_auth_type")))]
     grpc_port = int(server.get("grpc_listen_port", 9095 if NAME == "loki" else 0) or 0)
     if grpc_port:
@@ -512,20 +517,35 @@ def secret_value(value):
 
 
 def open_database(path, create_with=None):
-    """The stand-in's database (JSON: the admin login Grafana keeps in its user table). Grafana
+    """The stand-in's database: an sqlite file as Grafana's (its default [database] type sqlite3,
+    <data>/grafana.db), with the admin login in its user table and a dashboard table. Grafana
     creates it (and the admin user, from [security] admin_user / admin_password) when it opens a
-    database that does not exist; that needs a writable directory."""
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    if create_with is None:
-        fail(f"failed to initialize runner: sqlstore init: unable to open database file {path}")
+    database that does not exist; that needs a writable directory. Returns {admin_user, admin_password}."""
+    import sqlite3
+    if not os.path.exists(path):
+        if create_with is None:
+            fail(f"failed to initialize runner: sqlstore init: unable to open database file {path}")
+        try:
+            with sqlite3.connect(path) as db:
+                db.execute("CREATE TABLE user (id INTEGER PRIMARY KEY, login TEXT UNIQUE, password TEXT, is_admin INTEGER)")
+                db.execute("CREATE TABLE dashboard (id INTEGER PRIMARY KEY, uid TEXT UNIQUE, title TEXT, data TEXT)")
+                db.execute("INSERT INTO user (login, password, is_admin) VALUES (?, ?, 1)",
+                           (create_with["admin_user"], create_with["admin_password"]))
+        except sqlite3.Error as exc:
+            fail(f"failed to initialize runner: sqlstore init: unable to open database file {path}: {exc}")
     try:
-        with open(path, "x", encoding="utf-8") as handle:
-            json.dump(create_with, handle)
-    except OSError as exc:
-        fail(f"failed to initialize runner: sqlstore init: unable to open database file {path}: {exc.strerror}")
-    return create_with
+        with sqlite3.connect(path) as db:
+            login, password = db.execute("SELECT login, password FROM user WHERE is_admin = 1 ORDER BY id LIMIT 1").fetchone()
+    except (sqlite3.Error, TypeError) as exc:
+        fail(f"failed to initialize runner: sqlstore init: {path}: {exc}")
+    return {"admin_user": login, "admin_password": password}
+
+
+def set_admin_password(path, password):
+    import sqlite3
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE user SET password = ? WHERE id = (SELECT id FROM user WHERE is_admin = 1 ORDER BY id LIMIT 1)",
+                   (password,))
 
 
 def provisioning_problems(directory):
@@ -569,11 +589,9 @@ def grafana_cli(args):
     home = flags.get("homepath") or os.getcwd()
     parser, database, _ = grafana_cfg(home, flags, rest)
     # a database that is not there is created (as Grafana's migrations would), the admin from the ini
-    db = open_database(database, create_with={"admin_user": parser.get("security", "admin_user", fallback="admin"),
-                                              "admin_password": "admin"})
-    db["admin_password"] = password
-    with open(database, "w", encoding="utf-8") as handle:
-        json.dump(db, handle)
+    open_database(database, create_with={"admin_user": parser.get("security", "admin_user", fallback="admin"),
+                                         "admin_password": "admin"})
+    set_admin_password(database, password)
     print(f"Admin password changed successfully ✔ (database {database})")
 
 

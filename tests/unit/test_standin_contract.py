@@ -164,6 +164,9 @@ def test_loki_answers_503_while_starting(tmp_path, rendered, server):
     server("loki", f"-config.file={write(tmp_path / 'config.yml', config)}")
     status, body = wait_answer(f"http://127.0.0.1:{port}/ready")
     assert status == 503 and "not ready" in body
+    # what playbooks/backup.yml asks before it packs the data directory (GET or POST, 204)
+    assert get(f"http://127.0.0.1:{port}/flush", method="POST") == (204, "")
+    assert get(f"http://127.0.0.1:{port}/flush")[0] == 204
 
 
 def test_jaeger_status_is_503_until_running(tmp_path, rendered, server):
