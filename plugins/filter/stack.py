@@ -8,6 +8,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.monstack.observability.plugins.module_utils import stack_backup as _stack_backup
 from ansible_collections.monstack.observability.plugins.module_utils import stack_silence as _stack_silence
 from ansible_collections.monstack.observability.plugins.module_utils.stack_component import change_action as _change_action
 from ansible_collections.monstack.observability.plugins.module_utils.stack_component import config_switched
@@ -843,6 +844,19 @@ def remote_storage_problems(stores):
     return out
 
 
+def silences_to_restore(saved, live, now):
+    """The silences of a backup to post to an Alertmanager again (module_utils/stack_backup.py)."""
+    return _stack_backup.silences_to_restore(saved, live, now)
+
+
+def backups_to_drop(paths, keep):
+    """Backup directories beyond the newest `keep` (module_utils/stack_backup.py)."""
+    try:
+        return _stack_backup.backups_to_drop(paths, keep)
+    except _stack_backup.BackupError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -871,6 +885,8 @@ class FilterModule:
             "stack_maintenance_silence": maintenance_silence,
             "stack_host_silence": host_silence,
             "stack_utc_after": utc_after,
+            "stack_silences_to_restore": silences_to_restore,
+            "stack_backups_to_drop": backups_to_drop,
             "stack_scrape_jobs": scrape_jobs,
             "stack_host_components": host_components,
             "stack_switched": switched,
