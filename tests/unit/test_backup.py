@@ -94,10 +94,12 @@ def test_the_retention_drops_the_oldest_beyond_the_count(backup):
 
 
 def test_every_component_the_playbooks_back_up_has_its_task_files():
-    plays = yaml.safe_load((ROOT / "playbooks/backup.yml").read_text())
-    supported = plays[1]["vars"]["_backup_supported"]
-    assert supported == yaml.safe_load((ROOT / "playbooks/restore.yml").read_text())[1]["vars"]["_backup_supported"]
-    assert set(plays[1]["vars"]["_backup_versions"]) == set(supported)
+    shared = yaml.safe_load((ROOT / "playbooks/vars/backup.yml").read_text())
+    for playbook in ("backup.yml", "restore.yml"):
+        play = yaml.safe_load((ROOT / "playbooks" / playbook).read_text())[1]
+        assert "vars/backup.yml" in play["vars_files"], f"{playbook} derives its paths and components as the other does"
+    supported = shared["_backup_supported"]
+    assert set(shared["_backup_versions"]) == set(supported)
     for component in supported:
         assert (ROOT / "playbooks/tasks/backup" / f"{component}.yml").is_file(), component
         assert (ROOT / "playbooks/tasks/restore" / f"{component}.yml").is_file(), component

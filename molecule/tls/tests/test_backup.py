@@ -34,24 +34,32 @@ def password(component):
     return (PKI / "passwords" / component).read_text().strip()
 
 
-def call(name, component, port, path, method="GET", data=None, **params):
-    """The service's API on its own host over verified TLS with the stack's login."""
+def https(name, port, path, login, method="GET", data=None, **params):
+    """An API on its own host over verified TLS, with login (curl's options: a password or a
+    client certificate); JSON in and out."""
     query = ("?" + urllib.parse.urlencode(params)) if params else ""
     body = f"--data-binary {json.dumps(data)!r} -H 'Content-Type: application/json'" if data is not None else ""
-    out = get_host(name).check_output(
-        f"curl -fsS -X {method} --cacert /etc/{component}/ca.crt -u {USER}:{password(component)} {body} "
-        f"'https://{name}:{port}{path}{query}'")
+    out = get_host(name).check_output(f"curl -fsS -X {method} {login} {body} 'https://{name}:{port}{path}{query}'")
     return json.loads(out) if out.strip() else None
 
 
-def prometheus(expr, at):
+def call(name, component, port, path, method="GET", data=None, **params):
+    """The service's API with the stack's CA and login."""
+    return https(name, port, path, f"--cacert /etc/{component}/ca.crt -u {USER}:{password(component)}", method, data, **params)
+
+
+def query(name, component, port, expr, at):
+    """A PromQL query's result at a moment, comparable across runs."""
     return sorted((json.dumps(r["metric"], sort_keys=True), r["value"][1])
-                  for r in call(MON, "prometheus", 9090, "/api/v1/query", query=expr, time=at)["data"]["result"])
+                  for r in call(name, component, port, "/api/v1/query", query=expr, time=at)["data"]["result"])
+
+
+def prometheus(expr, at):
+    return query(MON, "prometheus", 9090, expr, at)
 
 
 def victoriametrics(expr, at):
-    return sorted((json.dumps(r["metric"], sort_keys=True), r["value"][1])
-                  for r in call(SCAN, "victoriametrics", 8428, "/api/v1/query", query=expr, time=at)["data"]["result"])
+    return query(SCAN, "victoriametrics", 8428, expr, at)
 
 
 def silences(name):
@@ -70,13 +78,9 @@ def grafana_dashboards(standin):
 
 
 def loki(path, method="GET", data=None, **params):
-    """Loki's API on tls-scan over TLS with the host's client certificate (Loki takes no password)."""
-    query = ("?" + urllib.parse.urlencode(params)) if params else ""
-    body = f"--data-binary {json.dumps(data)!r} -H 'Content-Type: application/json'" if data is not None else ""
-    out = get_host(SCAN).check_output(
-        f"curl -fsS -X {method} --cacert /etc/loki/ca.crt --cert /etc/loki/tls.crt --key /etc/loki/tls.key {body} "
-        f"'https://{SCAN}:3100{path}{query}'")
-    return json.loads(out) if out.strip() else None
+    """Loki's API on tls-scan with the host's client certificate (Loki takes no password)."""
+    return https(SCAN, 3100, path, "--cacert /etc/loki/ca.crt --cert /etc/loki/tls.crt --key /etc/loki/tls.key",
+                 method, data, **params)
 
 
 def log_lines(since_ns):
