@@ -787,6 +787,32 @@ def remove_problems(groups, hostvars, registry):
     return problems
 
 
+# The log shippers a host of the log_shipper group may run (stack_log_shipper), the default first:
+# the stack role's default (roles/stack/defaults/main.yml) equals it (tests/unit/test_alloy.py)
+LOG_SHIPPERS = ("alloy", "promtail")
+
+
+def log_shippers(groups, hostvars):
+    """[{name, groups}] for add_host: each host of the log_shipper group into the group of the
+    shipper its stack_log_shipper names (alloy by default). A bad value fails, naming the variable."""
+    out, bad = [], []
+    for host in groups.get("log_shipper") or []:
+        shipper = _lookup(hostvars, host, "stack_log_shipper", LOG_SHIPPERS[0]) or LOG_SHIPPERS[0]
+        if shipper not in LOG_SHIPPERS:
+            bad.append(f"host {host}: stack_log_shipper is {shipper!r}; it must be one of {', '.join(LOG_SHIPPERS)}")
+        out.append({"name": host, "groups": [str(shipper)]})
+    if bad:
+        raise AnsibleFilterError("; ".join(bad))
+    return out
+
+
+def log_shipper_problems(groups):
+    """Hosts that would ship their logs twice: in the promtail and the alloy group at once."""
+    both = sorted(set(groups.get("promtail") or []) & set(groups.get("alloy") or []))
+    return [f"host {host} is in both the promtail and the alloy group and would ship every line twice: "
+            "keep it in one (for a host of log_shipper, stack_log_shipper picks it)" for host in both]
+
+
 def change_action(result, root, changes):
     """module_utils/stack_component.change_action (what changed files need), as a filter."""
     try:
@@ -889,6 +915,8 @@ class FilterModule:
             "stack_backups_to_drop": backups_to_drop,
             "stack_scrape_jobs": scrape_jobs,
             "stack_host_components": host_components,
+            "stack_log_shippers": log_shippers,
+            "stack_log_shipper_problems": log_shipper_problems,
             "stack_switched": switched,
             "stack_component_urls": component_urls,
             "stack_datasource_urls": datasource_urls,

@@ -35,6 +35,8 @@ from artifact_source import role_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN_HEADER = "X-Monstack-Stand-In"
+# stack_log_shipper's default (roles/stack/defaults/main.yml)
+LOG_SHIPPER_DEFAULT = role_defaults("stack")["stack_log_shipper"]
 # component -> (listen variable, health path); listen defaults are read from the role's defaults
 ENDPOINTS = {
     "prometheus": ("prometheus_listen_address", "/-/ready"),
@@ -42,6 +44,7 @@ ENDPOINTS = {
     "grafana": ("grafana_listen_address", "/api/health"),
     "loki": ("loki_listen_address", "/ready"),
     "promtail": ("promtail_listen_address", "/ready"),
+    "alloy": ("alloy_listen_address", "/-/ready"),
     "jaeger": ("jaeger_query_address", "/api/services"),
     "victoriametrics": ("victoriametrics_listen_address", "/health"),
     "blackbox_exporter": ("blackbox_exporter_listen_address", "/-/healthy"),
@@ -99,6 +102,10 @@ class Stack:
         for group in data:
             if group != "_meta":
                 self.groups[group] = sorted(set(hosts_of(group)))
+        # hosts of log_shipper run what their stack_log_shipper names (site.yml's add_host)
+        for host in self.groups.get("log_shipper", []):
+            shipper = self.hostvars.get(host, {}).get("stack_log_shipper") or LOG_SHIPPER_DEFAULT
+            self.groups[shipper] = sorted(set(self.groups.get(shipper, [])) | {host})
         self._addresses: dict[str, str] = {}
 
     def hosts(self, group: str) -> list[str]:
@@ -353,6 +360,9 @@ def main() -> int:
         password = Path(args.grafana_password_file).read_text(encoding="utf-8").split()[0]
     stack = Stack(args.inventory)
     report = Report()
+    for shipper, name in (("alloy", "Grafana Alloy"), ("promtail", "Promtail (end of life)")):
+        if stack.hosts(shipper):
+            print(f"logs shipped by {name} on {', '.join(stack.hosts(shipper))}")
     print("components")
     standins = check_components(stack, report)
     print("prometheus targets (scraped after this report started)")

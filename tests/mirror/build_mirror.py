@@ -4,9 +4,10 @@
 The tree is laid out exactly like the upstream download sites (<host>/<path> of each
 release URL), with upstream's archive names, inner layout and checksum-list formats.
 Prometheus-family and VictoriaMetrics archives hold REAL binaries taken from Debian packages (current
-releases from sid, older ones from trixie for upgrade tests). Grafana, Loki, Promtail
+releases from sid, older ones from trixie for upgrade tests). Grafana, Loki, Promtail, Alloy
 and Jaeger exist in no reachable registry: their archives hold the stand-in from
-standin.py, which only parses the config, binds the address and answers health.
+standin.py, which only parses the config, binds the address and answers health (Alloy's
+stand-in also converts Promtail's positions, as the real one does when it starts).
 
 The mirror is rebuilt only when this recipe changes (a stamp file holds its hash).
 """
@@ -58,7 +59,7 @@ SUITES = ["sid", "trixie"]
 VM_REPO = "VictoriaMetrics/VictoriaMetrics"
 VM_PACKAGE = "victoria-metrics"
 VM_TOOLS = ("vmbackup", "vmrestore")
-STANDIN_COMPONENTS = ("grafana", "loki", "promtail", "jaeger")
+STANDIN_COMPONENTS = ("grafana", "loki", "promtail", "alloy", "jaeger")
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 from artifact_source import catalog, role_default  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -298,6 +299,18 @@ def build_standins(out, arch, manifest):
         with open(os.path.join(release, "SHA256SUMS"), "w", encoding="utf-8") as handle:
             handle.write(write_sums(release, names))
         manifest.setdefault(component, {})[version] = {"standin": True}
+    # Alloy: github.com/grafana/alloy/releases/download/v<v>/alloy-linux-<arch>.zip (flat) + SHA256SUMS
+    version = versions["alloy"]
+    release = os.path.join(out, GH, "grafana/alloy/releases/download", f"v{version}")
+    os.makedirs(release, exist_ok=True)
+    name = f"alloy-linux-{arch}"
+    with zipfile.ZipFile(os.path.join(release, f"{name}.zip"), "w", zipfile.ZIP_DEFLATED) as zf:
+        info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+        info.external_attr = 0o755 << 16
+        zf.writestr(info, script)
+    with open(os.path.join(release, "SHA256SUMS"), "w", encoding="utf-8") as handle:
+        handle.write(write_sums(release, [f"{name}.zip"]))
+    manifest.setdefault("alloy", {})[version] = {"standin": True}
     # Jaeger: jaeger-<v>-linux-<arch>.tar.gz and a shasum -b list
     version = versions["jaeger"]
     release = os.path.join(out, GH, "jaegertracing/jaeger/releases/download", f"v{version}")

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""STAND-IN for Grafana, Loki, Promtail and Jaeger in offline tests. NOT the real program.
+"""STAND-IN for Grafana, Loki, Promtail, Alloy and Jaeger in offline tests. NOT the real program.
 
-Installed under the real binary's name (loki, promtail, jaeger, grafana). It reads the
+Installed under the real binary's name (loki, promtail, alloy, jaeger, grafana). It reads the
 config file the real program reads, refuses one that does not parse, binds the
 configured addresses (over TLS where the config's TLS settings ask for it, with the
 certificate they name) and answers the health endpoint. It stores no data and serves
@@ -11,6 +11,7 @@ import configparser
 import http.server
 import json
 import os
+import re
 import signal
 import socketserver
 import ssl
@@ -20,7 +21,7 @@ import time
 import yaml
 
 NAME = os.path.basename(sys.argv[0]).split("-linux-")[0]
-VERSIONS = {"loki": "3.7.6", "promtail": "3.6.11", "jaeger": "2.20.0", "grafana": "13.2.3"}
+VERSIONS = {"loki": "3.7.6", "promtail": "3.6.11", "alloy": "1.18.1", "jaeger": "2.20.0", "grafana": "13.2.3"}
 # Upstream's config contracts (tests/mirror/contracts/<name>.yml: the keys each program accepts,
 # read from its source at the pinned tag). The mirror build writes them in here; run from the
 # checkout, the stand-in reads the files.
@@ -151,9 +152,10 @@ class RawHandler(socketserver.BaseRequestHandler):
         self.request.close()
 
 
-def serve(bindings):
+def serve(bindings, on_hup=None, on_term=None):
     """bindings: list of (host, port, {path: (status, content_type, body)} or None for a port
-    that is only bound, TLS context or None)."""
+    that is only bound, TLS context or None); on_hup: what SIGHUP does (ignored without);
+    on_term: what runs before SIGTERM ends the process."""
     servers = []
     for binding in bindings:
         host, port, routes, context = binding[:4]
@@ -213,8 +215,8 @@ def serve(bindings):
         if context:
             server.socket = context.wrap_socket(server.socket, server_side=True)
         servers.append(server)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: (on_term and on_term(), sys.exit(0)))
+    signal.signal(signal.SIGHUP, (lambda *_: on_hup()) if on_hup else signal.SIG_IGN)
     print(f"{NAME} (stand-in) listening on {[(b[0], b[1], 'tls' if b[3] else 'plain') for b in bindings]}", flush=True)
     import threading
     for server in servers[1:]:
@@ -259,6 +261,50 @@ def promtail_tails_something(config):
     return False
 
 
+def promtail_positions(config):
+    """Promtail's positions file as it keeps it (grafana/loki@v3.6.11 clients/pkg/promtail/positions/
+    positions.go: {positions: {path: offset, cursor-<journal job>: cursor}}, written every
+    sync_period (10s) and when Promtail stops). The stand-in reads nothing: it records each file its
+    targets match as read to its end and the journal's last cursor, so that what a move to Alloy
+    hands over can be compared with what Promtail left. Returns what SIGTERM runs first."""
+    import glob
+    import subprocess
+    import threading
+    path = (config.get("positions") or {}).get("filename") or "/var/log/positions.yaml"
+
+    def save():
+        entries = {}
+        for scrape in config.get("scrape_configs") or []:
+            if (scrape or {}).get("journal") is not None:
+                out = subprocess.run(["journalctl", "-n", "1", "--show-cursor", "-q", "-o", "cat"],
+                                     capture_output=True, text=True, check=False).stdout
+                cursor = [line[len("-- cursor: "):] for line in out.splitlines() if line.startswith("-- cursor: ")]
+                if cursor:
+                    entries[f"cursor-{scrape.get('job_name')}"] = cursor[-1]
+            for group in (scrape or {}).get("static_configs") or []:
+                pattern = ((group or {}).get("labels") or {}).get("__path__")
+                for expanded in expand_braces(str(pattern or "")):
+                    for name in glob.glob(expanded):
+                        if os.path.isfile(name) and os.access(name, os.R_OK):
+                            entries[name] = str(os.path.getsize(name))
+        try:
+            tmp = path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as handle:
+                yaml.safe_dump({"positions": entries}, handle, default_flow_style=False)
+            os.replace(tmp, path)
+        except OSError as exc:
+            print(f"level=error msg=\"error writing positions file\" error=\"{exc}\"", flush=True)
+
+    def loop():
+        while True:
+            time.sleep(10)
+            save()
+
+    save()
+    threading.Thread(target=loop, daemon=True).start()
+    return save
+
+
 def loki_like(args, default_port):
     if any(a.lstrip("-") == "version" for a in args):
         version_banner()
@@ -299,6 +345,9 @@ def loki_like(args, default_port):
         # grafana/loki v3.7.6 pkg/loki/modules.go (initIngester): GET or POST /flush, and
         # pkg/ingester/flush.go (FlushHandler): 204 once the in-memory chunks are queued for flushing
         routes.update({"/flush": (204, "text/plain", ""), ("POST", "/flush"): lambda _headers: (204, "text/plain", "")})
+    on_term = None
+    if NAME == "promtail":
+        on_term = promtail_positions(config)
     bindings = [(host, port, routes,
                  tls_context(tls.get("cert_file"), tls.get("key_file"), tls.get("client_ca_file"), tls.get("client_auth_type")))]
     grpc_port = int(server.get("grpc_listen_port", 9095 if NAME == "loki" else 0) or 0)
@@ -307,7 +356,7 @@ def loki_like(args, default_port):
         bindings.append((server.get("grpc_listen_address") or "0.0.0.0", grpc_port, None,
                          tls_context(grpc_tls.get("cert_file"), grpc_tls.get("key_file"),
                                      grpc_tls.get("client_ca_file"), grpc_tls.get("client_auth_type"))))
-    serve(bindings)
+    serve(bindings, on_term=on_term)
 
 
 def jaeger_args(args):
@@ -653,11 +702,394 @@ def grafana(args):
                          ("POST", "/api/admin/provisioning/dashboards/reload"): admin_only("Dashboards config reloaded")},
             context)])
 
+# ---------------------------------------------------------------------------------------------
+# Alloy: the config language parsed, every block, component, argument and reference checked
+# against upstream's definitions at the pinned tag (contracts/alloy.yml, made by
+# tools/alloy_contract.py from grafana/alloy's structs), `alloy validate FILE`, `alloy run FILE`
+# with its flags, /-/ready, /-/healthy, /-/reload and SIGHUP, and the conversion of
+# Promtail's positions that loki.source.file (legacy_positions_file) and loki.source.journal
+# (legacy_position) do when they start. It reads no log and ships nothing.
+ALLOY_TOKEN = re.compile(r"""
+    (?P<space>\s+|//[^\n]*|/\*.*?\*/)
+  | (?P<string>"(?:[^"\\\n]|\\.)*")
+  | (?P<raw>`[^`]*`)
+  | (?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
+  | (?P<ident>[A-Za-z_]\w*)
+  | (?P<punct>==|!=|<=|>=|&&|\|\||[{}\[\](),=.+\-*/%<>!^:])
+""", re.X | re.S)
+# grafana/alloy@v1.18.1 internal/alloycli/cmd_run.go (mountRunFlags) and cmd_validate.go
+ALLOY_RUN_FLAGS = {
+    "server.http.listen-addr", "server.http.memory-addr", "server.http.ui-path-prefix", "server.http.enable-pprof",
+    "server.http.disable-support-bundle", "server.http.enable-graphql", "server.http.enable-graphql-playground",
+    "cluster.enabled", "cluster.node-name", "cluster.advertise-address", "cluster.advertise-interfaces",
+    "cluster.join-addresses", "cluster.discover-peers", "cluster.rejoin-interval", "cluster.max-join-peers",
+    "cluster.name", "cluster.enable-tls", "cluster.tls-ca-path", "cluster.tls-cert-path", "cluster.tls-key-path",
+    "cluster.tls-server-name", "cluster.wait-for-size", "cluster.wait-timeout", "config.format",
+    "config.bypass-conversion-errors", "config.extra-args", "disable-reporting", "storage.path", "stability.level",
+    "feature.community-components.enabled", "feature.prometheus.direct-fanout.enabled", "windows.priority"}
+ALLOY_VALIDATE_FLAGS = {"config.format", "config.bypass-conversion-errors", "config.extra-args", "stability.level",
+                        "feature.community-components.enabled"}
+ALLOY_BOOL_FLAGS = {"server.http.enable-pprof", "server.http.disable-support-bundle", "server.http.enable-graphql",
+                    "server.http.enable-graphql-playground", "cluster.enabled", "cluster.enable-tls",
+                    "config.bypass-conversion-errors", "disable-reporting", "feature.community-components.enabled",
+                    "feature.prometheus.direct-fanout.enabled"}
+
+
+class AlloyError(Exception):
+    pass
+
+
+class Ref(str):
+    """A reference to another component's export (a bare dotted name in the config)."""
+
+
+def alloy_tokens(text):
+    out, at = [], 0
+    while at < len(text):
+        match = ALLOY_TOKEN.match(text, at)
+        if not match:
+            line = text.count("\n", 0, at) + 1
+            raise AlloyError(f"{line}: illegal character {text[at]!r}")
+        if match.lastgroup != "space":
+            out.append((match.lastgroup, match.group(), text.count("\n", 0, at) + 1))
+        at = match.end()
+    out.append(("eof", "", text.count("\n") + 1))
+    return out
+
+
+class AlloyParser:
+    """Alloy syntax: a body of attributes (name = expr) and blocks (name.parts "label"? { body })."""
+
+    def __init__(self, text):
+        self.tokens, self.at = alloy_tokens(text), 0
+
+    def peek(self, offset=0):
+        return self.tokens[min(self.at + offset, len(self.tokens) - 1)]
+
+    def take(self, kind=None, value=None):
+        token = self.peek()
+        if (kind and token[0] != kind) or (value is not None and token[1] != value):
+            raise AlloyError(f"{token[2]}: expected {value or kind}, got {token[1] or 'end of file'!r}")
+        self.at += 1
+        return token
+
+    def body(self, closing=None):
+        items = []
+        while not (self.peek()[0] == "eof" if closing is None else self.peek()[1] == closing):
+            if self.peek()[0] == "eof":
+                raise AlloyError(f"{self.peek()[2]}: expected }}, got end of file")
+            line = self.peek()[2]
+            name = self.take("ident")[1]
+            while self.peek()[1] == ".":
+                self.take()
+                name += "." + self.take("ident")[1]
+            if self.peek()[1] == "=":
+                if "." in name:
+                    raise AlloyError(f"{line}: attribute name {name!r} may not contain a dot")
+                self.take()
+                items.append(("attr", name, self.expr(), line))
+                continue
+            label = None
+            if self.peek()[0] in ("string", "raw"):
+                label = self.string(self.take())
+            self.take("punct", "{")
+            inner = self.body("}")
+            self.take("punct", "}")
+            items.append(("block", name, (label, inner), line))
+        return items
+
+    @staticmethod
+    def string(token):
+        if token[0] == "raw":
+            return token[1][1:-1]
+        return json.loads(token[1])
+
+    def expr(self):
+        value = self.unary()
+        while self.peek()[0] == "punct" and self.peek()[1] in ("==", "!=", "<=", ">=", "&&", "||", "+", "-", "*",
+                                                               "/", "%", "<", ">", "^"):
+            self.take()
+            self.unary()
+            value = ("op",)
+        return value
+
+    def unary(self):
+        while self.peek()[1] in ("!", "-"):
+            self.take()
+        return self.postfix(self.primary())
+
+    def primary(self):
+        kind, text, line = self.peek()
+        if kind in ("string", "raw"):
+            return self.string(self.take())
+        if kind == "number":
+            self.take()
+            return float(text) if "." in text or "e" in text.lower() else int(text)
+        if kind == "ident":
+            self.take()
+            if text in ("true", "false", "null"):
+                return {"true": True, "false": False, "null": None}[text]
+            return Ref(text)
+        if text == "[":
+            self.take()
+            items = []
+            while self.peek()[1] != "]":
+                items.append(self.expr())
+                if self.peek()[1] != ",":
+                    break
+                self.take()
+            self.take("punct", "]")
+            return items
+        if text == "{":
+            self.take()
+            obj = {}
+            while self.peek()[1] != "}":
+                key = self.take()
+                if key[0] not in ("ident", "string", "raw"):
+                    raise AlloyError(f"{key[2]}: expected an object key, got {key[1]!r}")
+                self.take("punct", "=")
+                obj[key[1] if key[0] == "ident" else self.string(key)] = self.expr()
+                if self.peek()[1] != ",":
+                    break
+                self.take()
+            self.take("punct", "}")
+            return obj
+        if text == "(":
+            self.take()
+            value = self.expr()
+            self.take("punct", ")")
+            return value
+        raise AlloyError(f"{line}: expected an expression, got {text or 'end of file'!r}")
+
+    def postfix(self, value):
+        while True:
+            if self.peek()[1] == "." and isinstance(value, Ref):
+                self.take()
+                value = Ref(value + "." + self.take("ident")[1])
+            elif self.peek()[1] == "[":
+                self.take()
+                self.expr()
+                self.take("punct", "]")
+            elif self.peek()[1] == "(":
+                self.take()
+                while self.peek()[1] != ")":
+                    self.expr()
+                    if self.peek()[1] != ",":
+                        break
+                    self.take()
+                self.take("punct", ")")
+                value = ("call", str(value))
+            else:
+                return value
+
+
+def alloy_refs(value):
+    if isinstance(value, Ref):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from alloy_refs(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from alloy_refs(item)
+
+
+def alloy_check_body(items, spec, where, refs):
+    """Upstream's messages for an argument or block the definition does not have, or lacks."""
+    seen = set()
+    for kind, name, value, line in items:
+        if kind == "attr":
+            if name not in spec.get("attrs", {}):
+                raise AlloyError(f"{line}: unrecognized attribute name {name!r} in {where}")
+            if name in seen:
+                raise AlloyError(f"{line}: attribute {name!r} may only be provided once")
+            refs.extend((ref, line) for ref in alloy_refs(value))
+        else:
+            label, inner = value
+            if name not in spec.get("blocks", {}):
+                raise AlloyError(f"{line}: unrecognized block name {name!r} in {where}")
+            alloy_check_body(inner, spec["blocks"][name], f"{where} {name}", refs)
+        seen.add(name)
+    for name, required in spec.get("attrs", {}).items():
+        if required and name not in seen:
+            raise AlloyError(f"missing required attribute {name!r} in {where}")
+    for name, block in spec.get("blocks", {}).items():
+        if block.get("required") and name not in seen:
+            raise AlloyError(f"missing required block {name!r} in {where}")
+
+
+def alloy_load(path):
+    """The config's components {id: (name, label, items)} and unlabelled blocks, checked as
+    `alloy validate` checks them; AlloyError with the first problem."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise AlloyError(f"failed to read {path}: {exc}") from exc
+    items = AlloyParser(text).body()
+    blocks = contract("alloy")["blocks"]
+    components, singles, refs = {}, {}, []
+    for kind, name, value, line in items:
+        if kind == "attr":
+            raise AlloyError(f"{line}: unrecognized attribute name {name!r} at the top level")
+        label, inner = value
+        if name not in blocks:
+            raise AlloyError(f"{line}: cannot find the definition of component name {name!r}"
+                             " (the stand-in knows the blocks the alloy role writes: contracts/alloy.yml)")
+        if "." in name and label is None:
+            raise AlloyError(f"{line}: component {name!r} must have a label")
+        if "." not in name and label is not None:
+            raise AlloyError(f"{line}: block {name!r} does not support specifying labels")
+        ident = f"{name}.{label}" if label is not None else name
+        if ident in components or ident in singles:
+            raise AlloyError(f"{line}: block {ident} already declared")
+        alloy_check_body(inner, blocks[name], ident, refs)
+        (components if label is not None else singles)[ident] = (name, label, inner)
+    namespaces = {name.split(".")[0] for name in blocks if "." in name}
+    for ref, line in refs:
+        if ref.split(".")[0] not in namespaces:
+            continue  # the standard library (env, sys.env, ...) and arguments
+        target = next((ident for ident in components if ref.startswith(ident + ".")), None)
+        if target is None:
+            raise AlloyError(f"{line}: component {ref.rsplit('.', 1)[0]!r} does not exist or is out of scope")
+        export = ref[len(target) + 1:].split(".")[0]
+        if export not in blocks[components[target][0]].get("exports", []):
+            raise AlloyError(f"{line}: {target} does not export {export!r}")
+    return components, singles
+
+
+def alloy_args(items):
+    """The literal attributes and blocks of a body: {name: value or [block bodies]}."""
+    out = {}
+    for kind, name, value, _ in items:
+        if kind == "attr":
+            out[name] = value
+        else:
+            out.setdefault(name, []).append(alloy_args(value[1]))
+    return out
+
+
+def alloy_flags(args, allowed):
+    """Upstream's pflag parsing: --name=value or --name value (a bool flag takes no value)."""
+    flags, positional, i = {}, [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("-"):
+            name, eq, value = arg.lstrip("-").partition("=")
+            if name not in allowed:
+                fail(f"Error: unknown flag: --{name}")
+            if not eq and name not in ALLOY_BOOL_FLAGS:
+                if i + 1 >= len(args):
+                    fail(f"Error: flag needs an argument: --{name}")
+                i += 1
+                value = args[i]
+            flags[name] = value if eq or name not in ALLOY_BOOL_FLAGS else "true"
+        else:
+            positional.append(arg)
+        i += 1
+    return flags, positional
+
+
+def read_legacy_positions(path):
+    """Promtail's positions file ({positions: {path or cursor-<job>: value}}), or None."""
+    try:
+        if os.path.getsize(path) == 0:
+            return None
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    positions = data.get("positions") if isinstance(data, dict) else None
+    return {str(k): str(v) for k, v in positions.items()} if isinstance(positions, dict) else None
+
+
+def write_alloy_positions(path, entries):
+    """Alloy's positions file as yaml.v2 writes map[Entry]string (mode 0600)."""
+    lines = ["positions:"] + [f"  ? path: {json.dumps(p)}\n    labels: {json.dumps(labels)}\n  : {json.dumps(value)}"
+                              for (p, labels), value in sorted(entries.items())]
+    os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n" if entries else "positions: {}\n")
+    os.replace(tmp, path)
+
+
+def alloy_convert_positions(components, storage):
+    """What loki.source.file and loki.source.journal do as they start (grafana/alloy@v1.18.1
+    internal/component/loki/source/internal/positions/positions.go, ConvertLegacyPositionsFile*):
+    with no positions of their own yet, take a legacy file's entries (a file's as {path, "{}"},
+    the journal job's cursor as cursor-<component id>)."""
+    for ident, (name, _label, items) in components.items():
+        args = alloy_args(items)
+        new = os.path.join(storage, ident, "positions.yml")
+        if os.path.exists(new) and os.path.getsize(new) > 0:
+            continue
+        if name == "loki.source.file" and args.get("legacy_positions_file"):
+            legacy = read_legacy_positions(args["legacy_positions_file"])
+            if legacy is not None:
+                write_alloy_positions(new, {(k, "{}"): v for k, v in legacy.items()})
+        elif name == "loki.source.journal" and args.get("legacy_position"):
+            spec = args["legacy_position"][0]
+            legacy = read_legacy_positions(spec["file"])
+            if legacy is not None:
+                cursor = legacy.get(f"cursor-{spec['name']}")
+                write_alloy_positions(new, {(f"cursor-{ident}", "{}"): cursor} if cursor is not None else {})
+
+
+def alloy(args):
+    if not args or args[0] in ("-v", "--version", "version"):
+        version_banner()
+    command, rest = args[0], args[1:]
+    if command == "validate":
+        flags, files = alloy_flags(rest, ALLOY_VALIDATE_FLAGS)
+        if len(files) != 1:
+            fail(f"Error: accepts 1 arg(s), received {len(files)}")
+        try:
+            alloy_load(files[0])
+        except AlloyError as exc:
+            fail(f"Error: {files[0]}:{exc}")
+        sys.exit(0)
+    if command != "run":
+        fail(f"Error: unknown command {command!r} for \"alloy\" (the stand-in runs run and validate)")
+    flags, files = alloy_flags(rest, ALLOY_RUN_FLAGS)
+    if len(files) != 1:
+        fail(f"Error: accepts 1 arg(s), received {len(files)}")
+    storage = flags.get("storage.path", "data-alloy/")
+    host, port = split_endpoint(flags.get("server.http.listen-addr", "127.0.0.1:12345"), 12345)
+    try:
+        components, singles = alloy_load(files[0])
+    except AlloyError as exc:
+        fail(f"Error: {files[0]}:{exc}")
+    alloy_convert_positions(components, storage)
+    tls = (alloy_args(singles.get("http", (None, None, []))[2]).get("tls") or [{}])[0]
+    loaded = {"components": components}
+
+    def reload():
+        try:
+            fresh, _ = alloy_load(files[0])
+        except AlloyError as exc:
+            print(f"level=error msg=\"failed to reload config\" err=\"{exc}\"", flush=True)
+            return 400, "text/plain", f"{exc}\n"
+        alloy_convert_positions(fresh, storage)
+        loaded["components"] = fresh
+        print("level=info msg=\"config reloaded\"", flush=True)
+        return 200, "text/plain", "config reloaded\n"
+
+    routes = {"/-/ready": (200, "text/plain", "Alloy is ready.\n"),
+              "/-/healthy": (200, "text/plain", "All Alloy components are healthy.\n"),
+              # no /metrics: like the other stand-ins it has no data to show, and its target is down
+              "/-/reload": lambda _headers: reload(),
+              ("POST", "/-/reload"): lambda _headers: reload()}
+    serve([(host, port, routes, tls_context(tls.get("cert_file"), tls.get("key_file"), tls.get("client_ca_file"),
+                                            tls.get("client_auth_type")))], on_hup=reload)
+
 
 def main():
     args = sys.argv[1:]
     if NAME in ("loki", "promtail"):
         loki_like(args, 3100 if NAME == "loki" else 9080)
+    elif NAME == "alloy":
+        alloy(args)
     elif NAME == "jaeger":
         jaeger(args)
     elif NAME == "grafana":

@@ -37,7 +37,7 @@ def test_every_install_task_passes_the_installer_its_inputs():
     paths = sorted(ROOT.glob("roles/*/vars/main.yml"))
     components = {path.parts[-3]: yaml.safe_load(path.read_text()).get(f"_{path.parts[-3]}_component") for path in paths}
     components = {role: args for role, args in components.items() if args}
-    assert len(components) == 11
+    assert len(components) == 12
     for role, args in components.items():
         task = args["install"]
         assert task["component"] == role

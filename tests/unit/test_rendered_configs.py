@@ -99,7 +99,8 @@ def flat_targets(rendered, job):
 
 def test_prometheus_scrapes_logs_and_traces_hosts(rendered):
     assert flat_targets(rendered, "loki") == [{"targets": ["10.0.0.2:3100"]}]
-    assert sorted(t["targets"][0] for t in flat_targets(rendered, "promtail")) == ["10.0.0.2:9080", "10.0.0.4:9080"]
+    assert [t["targets"][0] for t in flat_targets(rendered, "promtail")] == ["10.0.0.2:9080"]
+    assert [t["targets"][0] for t in flat_targets(rendered, "alloy")] == ["10.0.0.4:12345"]
     assert flat_targets(rendered, "jaeger") == [{"targets": ["10.0.0.3:8888"]}]
     assert flat_targets(rendered, "alertmanager") == [{"targets": ["10.0.0.1:9093"]}]
 

@@ -105,25 +105,26 @@ def test_passwords_are_generated_once_and_yours_win(tmp_path):
 
 def test_every_component_that_supports_it_is_protected(registry, filters):
     assert filters.tls_components(registry) == [
-        "alertmanager", "blackbox_exporter", "grafana", "jaeger", "loki", "node_exporter", "postgres_exporter",
+        "alertmanager", "alloy", "blackbox_exporter", "grafana", "jaeger", "loki", "node_exporter", "postgres_exporter",
         "prometheus", "promtail", "redis_exporter", "victoriametrics"]
     # passwords where upstream takes basic auth (Jaeger through its basicauth extension); client
-    # certificates where it takes none (Loki, Promtail)
+    # certificates where it takes none (Loki, Promtail) or the stack asks for them instead (Alloy)
     assert filters.tls_components(registry, auth_only=True) == [
         "alertmanager", "blackbox_exporter", "grafana", "jaeger", "node_exporter", "postgres_exporter", "prometheus",
         "redis_exporter", "victoriametrics"]
-    assert filters.client_cert_components(registry) == ["loki", "promtail"]
+    assert filters.client_cert_components(registry) == ["alloy", "loki", "promtail"]
     jobs = filters.tls_job_settings(registry, "monstack")
     assert jobs["node"] == {"tls_config": {"ca_file": "ca.crt"},
                             "basic_auth": {"username": "monstack", "password_file": "secrets/stack-node_exporter"}}
     assert jobs["grafana"]["basic_auth"]["password_file"] == "secrets/stack-grafana"
-    # Loki and Promtail take no login upstream: Prometheus presents its host certificate instead
-    assert jobs["loki"] == jobs["promtail"] == {"tls_config": {"ca_file": "ca.crt", "cert_file": "tls.crt",
+    # Loki and Promtail take no login upstream, Alloy is set up like Promtail: Prometheus presents
+    # its host certificate instead
+    assert jobs["loki"] == jobs["promtail"] == jobs["alloy"] == {"tls_config": {"ca_file": "ca.crt", "cert_file": "tls.crt",
                                                                 "key_file": "tls.key"}}
     # Jaeger's metrics come through its TLS relay, behind its basicauth login
     assert jobs["jaeger"] == {"tls_config": {"ca_file": "ca.crt"},
                               "basic_auth": {"username": "monstack", "password_file": "secrets/stack-jaeger"}}
-    assert set(jobs) == {"alertmanager", "blackbox", "grafana", "jaeger", "loki", "node", "postgres", "prometheus",
+    assert set(jobs) == {"alertmanager", "alloy", "blackbox", "grafana", "jaeger", "loki", "node", "postgres", "prometheus",
                          "promtail", "redis", "victoriametrics"}
 
 

@@ -171,7 +171,7 @@ def test_a_malformed_listen_address_is_named_instead_of_crashing(filters, regist
 
 def test_registry_jobs_are_the_scrape_jobs_prometheus_had(filters, registry):
     jobs = filters.scrape_jobs(registry)
-    assert sorted(jobs) == ["alertmanager", "blackbox", "celery", "grafana", "jaeger", "loki", "node", "postgres",
+    assert sorted(jobs) == ["alertmanager", "alloy", "blackbox", "celery", "grafana", "jaeger", "loki", "node", "postgres",
                             "prometheus", "promtail", "rabbitmq", "redis", "victoriametrics"]
     # applications' own endpoints, scraped with no role: hosts of the group at the port of the host var
     assert jobs["rabbitmq"] == {"groups": ["rabbitmq"], "port": 15692, "listen_var": "rabbitmq_prometheus_port"}

@@ -4,7 +4,8 @@ import pytest
 
 from conftest import host_names, run_playbook
 
-testinfra_hosts = [f"podman://{n}" for n in host_names("promtail")]
+# the promtail group's, and the log_shipper host (stack_log_shipper: promtail until test_shipper_move.py)
+testinfra_hosts = [f"podman://{n}" for n in host_names("promtail") + host_names("log_shipper")]
 LOKI = host_names("loki")[0] if host_names("loki") else None
 
 

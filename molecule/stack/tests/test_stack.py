@@ -16,7 +16,7 @@ from conftest import (INVENTORY, SCENARIO_DIR, delivered_alerts, expected_versio
 
 MON = host_names("prometheus")[0] if host_names("prometheus") else None
 testinfra_hosts = [f"podman://{MON}"] if MON else []
-STANDIN_JOBS = {"grafana": "grafana", "loki": "loki", "promtail": "promtail", "jaeger": "jaeger"}
+STANDIN_JOBS = {"grafana": "grafana", "loki": "loki", "promtail": "promtail", "alloy": "alloy", "jaeger": "jaeger"}
 
 
 def query(host, expr):
@@ -70,7 +70,7 @@ def test_standin_logs_traces_and_grafana_are_scraped_targets(host):
     targets = json.loads(host.check_output("curl -fsS --noproxy '*' http://127.0.0.1:9090/api/v1/targets"))
     active = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in targets["data"]["activeTargets"]}
     expected = {("grafana", f"{MON}:3000"), ("loki", f"{host_names('loki')[0]}:3100"),
-                ("jaeger", f"{host_names('jaeger')[0]}:8888")} | {("promtail", f"{n}:9080") for n in host_names("promtail")}
+                ("jaeger", f"{host_names('jaeger')[0]}:8888")} | {("alloy", f"{n}:12345") for n in host_names("log_shipper")}
     assert expected <= set(active)
     if not is_standin(get_host(host_names("loki")[0]), "loki"):
         assert active[("loki", f"{host_names('loki')[0]}:3100")] == "up"
