@@ -285,10 +285,11 @@ admin_password = admin
 def build_standins(out, arch, manifest):
     versions, build_id = standin_versions()
     script = standin_bytes(versions)
-    # Loki and Promtail: flat zips named loki-linux-<arch>.zip holding loki-linux-<arch>
-    for component in ("loki", "promtail"):
+    # Loki, Promtail and Alloy: flat zips named <name>-linux-<arch>.zip holding <name>-linux-<arch>,
+    # listed in the release's SHA256SUMS
+    for component, repo in (("loki", "grafana/loki"), ("promtail", "grafana/loki"), ("alloy", "grafana/alloy")):
         version = versions[component]
-        release = os.path.join(out, GH, "grafana/loki/releases/download", f"v{version}")
+        release = os.path.join(out, GH, repo, "releases/download", f"v{version}")
         os.makedirs(release, exist_ok=True)
         name = f"{component}-linux-{arch}"
         with zipfile.ZipFile(os.path.join(release, f"{name}.zip"), "w", zipfile.ZIP_DEFLATED) as zf:
@@ -299,18 +300,6 @@ def build_standins(out, arch, manifest):
         with open(os.path.join(release, "SHA256SUMS"), "w", encoding="utf-8") as handle:
             handle.write(write_sums(release, names))
         manifest.setdefault(component, {})[version] = {"standin": True}
-    # Alloy: github.com/grafana/alloy/releases/download/v<v>/alloy-linux-<arch>.zip (flat) + SHA256SUMS
-    version = versions["alloy"]
-    release = os.path.join(out, GH, "grafana/alloy/releases/download", f"v{version}")
-    os.makedirs(release, exist_ok=True)
-    name = f"alloy-linux-{arch}"
-    with zipfile.ZipFile(os.path.join(release, f"{name}.zip"), "w", zipfile.ZIP_DEFLATED) as zf:
-        info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
-        info.external_attr = 0o755 << 16
-        zf.writestr(info, script)
-    with open(os.path.join(release, "SHA256SUMS"), "w", encoding="utf-8") as handle:
-        handle.write(write_sums(release, [f"{name}.zip"]))
-    manifest.setdefault("alloy", {})[version] = {"standin": True}
     # Jaeger: jaeger-<v>-linux-<arch>.tar.gz and a shasum -b list
     version = versions["jaeger"]
     release = os.path.join(out, GH, "jaegertracing/jaeger/releases/download", f"v{version}")

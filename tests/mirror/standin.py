@@ -211,13 +211,26 @@ def serve(bindings, on_hup=None, on_term=None):
             def log_message(self, *args):
                 pass
 
-        server = http.server.ThreadingHTTPServer((host, port), Handler)
-        if context:
-            server.socket = context.wrap_socket(server.socket, server_side=True)
+        if callable(context):
+            # TLS chosen per connection by context() (None: plain), so a reload can turn it on or off
+            class Switching(http.server.ThreadingHTTPServer):
+                current = staticmethod(context)
+
+                def get_request(self):
+                    sock, address = super().get_request()
+                    now = self.current()
+                    return (now.wrap_socket(sock, server_side=True, do_handshake_on_connect=False) if now else sock), address
+
+            server = Switching((host, port), Handler)
+        else:
+            server = http.server.ThreadingHTTPServer((host, port), Handler)
+            if context:
+                server.socket = context.wrap_socket(server.socket, server_side=True)
         servers.append(server)
     signal.signal(signal.SIGTERM, lambda *_: (on_term and on_term(), sys.exit(0)))
     signal.signal(signal.SIGHUP, (lambda *_: on_hup()) if on_hup else signal.SIG_IGN)
-    print(f"{NAME} (stand-in) listening on {[(b[0], b[1], 'tls' if b[3] else 'plain') for b in bindings]}", flush=True)
+    shown = [(b[0], b[1], "tls as configured" if callable(b[3]) else "tls" if b[3] else "plain") for b in bindings]
+    print(f"{NAME} (stand-in) listening on {shown}", flush=True)
     import threading
     for server in servers[1:]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -832,34 +845,35 @@ class AlloyParser:
             return Ref(text)
         if text == "[":
             self.take()
-            items = []
-            while self.peek()[1] != "]":
-                items.append(self.expr())
-                if self.peek()[1] != ",":
-                    break
-                self.take()
-            self.take("punct", "]")
-            return items
+            return self.separated("]", self.expr)
         if text == "{":
             self.take()
-            obj = {}
-            while self.peek()[1] != "}":
-                key = self.take()
-                if key[0] not in ("ident", "string", "raw"):
-                    raise AlloyError(f"{key[2]}: expected an object key, got {key[1]!r}")
-                self.take("punct", "=")
-                obj[key[1] if key[0] == "ident" else self.string(key)] = self.expr()
-                if self.peek()[1] != ",":
-                    break
-                self.take()
-            self.take("punct", "}")
-            return obj
+            return dict(self.separated("}", self.field))
         if text == "(":
             self.take()
             value = self.expr()
             self.take("punct", ")")
             return value
         raise AlloyError(f"{line}: expected an expression, got {text or 'end of file'!r}")
+
+    def separated(self, closing, item):
+        """item() for each entry up to closing, the entries separated by commas (a trailing one allowed)."""
+        out = []
+        while self.peek()[1] != closing:
+            out.append(item())
+            if self.peek()[1] != ",":
+                break
+            self.take()
+        self.take("punct", closing)
+        return out
+
+    def field(self):
+        """key = value in an object literal; the key an identifier or a string."""
+        key = self.take()
+        if key[0] not in ("ident", "string", "raw"):
+            raise AlloyError(f"{key[2]}: expected an object key, got {key[1]!r}")
+        self.take("punct", "=")
+        return (key[1] if key[0] == "ident" else self.string(key)), self.expr()
 
     def postfix(self, value):
         while True:
@@ -872,12 +886,7 @@ class AlloyParser:
                 self.take("punct", "]")
             elif self.peek()[1] == "(":
                 self.take()
-                while self.peek()[1] != ")":
-                    self.expr()
-                    if self.peek()[1] != ",":
-                        break
-                    self.take()
-                self.take("punct", ")")
+                self.separated(")", self.expr)
                 value = ("call", str(value))
             else:
                 return value
@@ -945,6 +954,10 @@ def alloy_load(path):
             raise AlloyError(f"{line}: block {ident} already declared")
         alloy_check_body(inner, blocks[name], ident, refs)
         (components if label is not None else singles)[ident] = (name, label, inner)
+    auth = alloy_http_tls(singles).get("client_auth_type")
+    if auth not in (None, "NoClientCert", "RequestClientCert", "RequireAnyClientCert", "VerifyClientCertIfGiven",
+                    "RequireAndVerifyClientCert"):
+        raise AlloyError(f"unknown client auth type {auth!r}")  # internal/service/http/tls.go ClientAuth
     namespaces = {name.split(".")[0] for name in blocks if "." in name}
     for ref, line in refs:
         if ref.split(".")[0] not in namespaces:
@@ -967,6 +980,11 @@ def alloy_args(items):
         else:
             out.setdefault(name, []).append(alloy_args(value[1]))
     return out
+
+
+def alloy_http_tls(singles):
+    """The literal arguments of the http block's tls block, {} without one."""
+    return (alloy_args(singles.get("http", (None, None, []))[2]).get("tls") or [{}])[0]
 
 
 def alloy_flags(args, allowed):
@@ -1061,27 +1079,40 @@ def alloy(args):
     except AlloyError as exc:
         fail(f"Error: {files[0]}:{exc}")
     alloy_convert_positions(components, storage)
-    tls = (alloy_args(singles.get("http", (None, None, []))[2]).get("tls") or [{}])[0]
-    loaded = {"components": components}
+    state = {"components": components, "tls": alloy_http_tls(singles)}
 
     def reload():
         try:
-            fresh, _ = alloy_load(files[0])
+            fresh, fresh_singles = alloy_load(files[0])
         except AlloyError as exc:
             print(f"level=error msg=\"failed to reload config\" err=\"{exc}\"", flush=True)
             return 400, "text/plain", f"{exc}\n"
         alloy_convert_positions(fresh, storage)
-        loaded["components"] = fresh
+        state.update(components=fresh, tls=alloy_http_tls(fresh_singles))
         print("level=info msg=\"config reloaded\"", flush=True)
         return 200, "text/plain", "config reloaded\n"
 
+    def server_tls():
+        """The http block's TLS for a new connection: upstream reads the certificate on every
+        handshake and applies a changed http block on reload, turning TLS on or off without a
+        restart (internal/service/http/tls.go, http.go Update)."""
+        settings = state["tls"]
+        if not settings:
+            return None
+        try:
+            return tls_context(settings.get("cert_file"), settings.get("key_file"), settings.get("client_ca_file"),
+                               settings.get("client_auth_type") or "NoClientCert")
+        except SystemExit:  # files gone: the handshake fails, as upstream's does
+            return None
+
+    if state["tls"] and not server_tls():
+        fail(f"Error: {files[0]}: cannot load the certificate, key or client CA of the http block's tls")
     routes = {"/-/ready": (200, "text/plain", "Alloy is ready.\n"),
               "/-/healthy": (200, "text/plain", "All Alloy components are healthy.\n"),
               # no /metrics: like the other stand-ins it has no data to show, and its target is down
               "/-/reload": lambda _headers: reload(),
               ("POST", "/-/reload"): lambda _headers: reload()}
-    serve([(host, port, routes, tls_context(tls.get("cert_file"), tls.get("key_file"), tls.get("client_ca_file"),
-                                            tls.get("client_auth_type")))], on_hup=reload)
+    serve([(host, port, routes, server_tls)], on_hup=reload)
 
 
 def main():

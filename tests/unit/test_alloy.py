@@ -14,7 +14,7 @@ from ansible.errors import AnsibleFilterError
 
 from conftest import load
 from test_rendered_configs import render
-from test_standin_contract import get, free_port, run, server, standin, wait_answer  # noqa: F401
+from test_standin_contract import get, free_port, run, server, standin, tls_pki, wait_answer  # noqa: F401
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 alloy_filters = load("filter/alloy.py", "alloy_filters")
@@ -93,6 +93,8 @@ def test_it_runs_unprivileged_with_log_read_groups_and_no_usage_report(rendered)
     (lambda t: t.replace('loki.write "default" {', 'loki.write {'), "component 'loki.write' must have a label"),
     (lambda t: t + 'loki.write "default" {\n}\n', "block loki.write.default already declared"),
     (lambda t: t.replace("  targets = local", "  targets = = local"), "expected an expression"),
+    (lambda t: t + 'http {\n  tls {\n    client_auth_type = "RequireClientCert"\n  }\n}\n',
+     "unknown client auth type 'RequireClientCert'"),
 ])
 def test_an_unknown_component_argument_or_reference_is_refused(tmp_path, rendered, change, message):
     proc = validate(tmp_path, change(rendered["alloy"]))
@@ -197,3 +199,28 @@ def test_the_contract_is_what_upstreams_structs_say():
     out = subprocess.run([sys.executable, str(ROOT / "tools/alloy_contract.py"), str(clone), f"v{contract['version']}"],
                          capture_output=True, text=True, check=True).stdout
     assert yaml.safe_load(out) == contract
+
+
+def test_a_reload_turns_its_servers_tls_on_as_upstream_does(tmp_path, rendered, server, tls_pki):
+    """The http block's tls applies on reload, no restart (grafana/alloy@v1.18.1
+    internal/service/http/http.go Update): stack_tls switched on for a running Alloy."""
+    import ssl
+    import urllib.request
+    config = tmp_path / "config.alloy"
+    config.write_text(rendered["alloy"])
+    port = free_port()
+    server("alloy", "run", str(config), f"--storage.path={tmp_path / 'data'}", f"--server.http.listen-addr=127.0.0.1:{port}")
+    assert wait_answer(f"http://127.0.0.1:{port}/-/ready")[0] == 200
+    config.write_text(rendered["alloy"] + (
+        f'http {{\n  tls {{\n    cert_file = "{tls_pki["cert"]}"\n    key_file = "{tls_pki["key"]}"\n'
+        f'    client_ca_file = "{tls_pki["ca"]}"\n    client_auth_type = "RequireAndVerifyClientCert"\n  }}\n}}\n'))
+    assert get(f"http://127.0.0.1:{port}/-/reload") == (200, "config reloaded\n")
+    with pytest.raises(OSError):
+        get(f"http://127.0.0.1:{port}/-/ready")
+    context = ssl.create_default_context(cafile=tls_pki["ca"])
+    context.load_cert_chain(tls_pki["cert"], tls_pki["key"])
+    with urllib.request.urlopen(f"https://127.0.0.1:{port}/-/ready", context=context, timeout=5) as answer:
+        assert answer.read() == b"Alloy is ready.\n"
+    anonymous = ssl.create_default_context(cafile=tls_pki["ca"])
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"https://127.0.0.1:{port}/-/ready", context=anonymous, timeout=5).read()

@@ -40,15 +40,30 @@ def moved(tmp_path_factory):
     time.sleep(12)  # Promtail has read some lines and saved its positions (every 10 s)
     extra = tmp_path_factory.mktemp("move") / "alloy.yml"
     extra.write_text(yaml.safe_dump({"all": {"hosts": {SHIPPER: {"stack_log_shipper": "alloy"}}}}))
+    check = run_playbook("converge.yml", "-i", str(extra), "--check", limit=SHIPPER)
+    untouched = (host.service("promtail").is_running, host.file("/etc/alloy").exists, host.user("alloy").exists)
     run = run_playbook("converge.yml", "-i", str(extra), limit=SHIPPER)
     time.sleep(3)
     host.run("systemctl stop shop-move-writer")
     assert run.returncode == 0, run.output[-3000:]
-    return host, run, extra
+    return host, run, extra, check, untouched
+
+
+def changed_tasks(output):
+    """The names of the tasks that reported changed, in order."""
+    return [block.split("]", 1)[0].split(" : ", 1)[-1] for block in output.split("TASK [")[1:]
+            if re.search(r"^changed: ", block, re.M)]
+
+
+def test_check_mode_predicts_the_move_and_changes_nothing(moved):
+    _, run, _, check, untouched = moved
+    assert check.returncode == 0, check.output[-3000:]
+    assert untouched == (True, False, False), "--check started, stopped or installed something"
+    assert changed_tasks(check.output) == changed_tasks(run.output)
 
 
 def test_promtail_stops_only_once_alloy_is_ready(moved):
-    host, run, _ = moved
+    host, run, *_ = moved
     tasks = re.findall(r"^TASK \[(?:alloy : )?([^\]]+)\]", run.output, re.M)
     ready = tasks.index("Install and start Alloy without its sources, and wait until it is ready, before Promtail stops")
     assert tasks.index("Stop Promtail, which writes its final read positions as it stops") > ready
@@ -64,7 +79,7 @@ def test_promtail_stops_only_once_alloy_is_ready(moved):
 
 @pytest.mark.standin
 def test_standin_alloy_starts_from_promtails_last_positions(moved):
-    host, _, _ = moved
+    host, *_ = moved
     last = yaml.safe_load(host.file("/var/lib/promtail/positions.yaml").content_string)["positions"]
     assert host.file("/var/lib/alloy/promtail-positions.yaml").content_string == \
         host.file("/var/lib/promtail/positions.yaml").content_string
@@ -76,14 +91,14 @@ def test_standin_alloy_starts_from_promtails_last_positions(moved):
 
 
 def test_the_next_run_changes_nothing(moved):
-    _, _, extra = moved
+    _, _, extra, *_ = moved
     run = run_playbook("converge.yml", "-i", str(extra), limit=SHIPPER)
     assert run.returncode == 0 and re.search(rf"^{SHIPPER}\s*:.*changed=0 ", run.output, re.M), run.output[-3000:]
 
 
 @pytest.mark.real
 def test_real_loki_holds_every_line_once(moved):
-    host, _, _ = moved
+    host, *_ = moved
     loki = get_host(LOKI)
     if is_standin(loki, "loki", "-version") or is_standin(host, "alloy", "--version"):
         pytest.skip("Loki or Alloy is the offline STAND-IN here; this runs with the real archives (MONSTACK_REAL_ARTIFACTS)")

@@ -23,17 +23,19 @@ from conftest import exposure, get_host, hostvars, is_standin, run_playbook, uni
 
 MON, AM2, SCAN = "tls-mon", "tls-am2", "tls-scan"
 SERVICES = {MON: ["prometheus", "alertmanager", "node_exporter"],
-            AM2: ["alertmanager", "blackbox_exporter", "redis_exporter", "node_exporter"],
+            AM2: ["alertmanager", "blackbox_exporter", "redis_exporter", "node_exporter", "alloy"],
             SCAN: ["victoriametrics", "node_exporter", "loki", "promtail", "jaeger", "grafana"]}
 # where each service keeps its private key
 KEYS = {"redis_exporter": "/etc/redis_exporter/server.key", "victoriametrics": "/etc/victoriametrics/tls.key",
         "grafana": "/etc/grafana/secrets/tls.key"}
-# scrape job and the binary's version flag of the components that are stand-ins offline
-MAYBE_STANDIN = {"grafana": ("grafana", "-v"), "loki": ("loki", "-version"), "promtail": ("promtail", "-version"),
-                 "jaeger": ("jaeger", "version")}
+# scrape job, the binary's version flag and the host of the components that are stand-ins offline
+MAYBE_STANDIN = {"grafana": ("grafana", "-v", SCAN), "loki": ("loki", "-version", SCAN),
+                 "promtail": ("promtail", "-version", SCAN), "jaeger": ("jaeger", "version", SCAN),
+                 "alloy": ("alloy", "--version", AM2)}
 # ports that take a client certificate of the stack's CA instead of a password (Loki and
-# Promtail have no basic auth upstream): a client without one does not get through the handshake
-CLIENT_CERT_PORTS = {3100: "loki", 9080: "promtail"}
+# Promtail have no basic auth upstream, Alloy is set up like Promtail): a client without one
+# does not get through the handshake
+CLIENT_CERT_PORTS = {(SCAN, 3100): "loki", (SCAN, 9080): "promtail", (AM2, 12345): "alloy"}
 # gRPC ports: curl cannot speak gRPC, so their login is checked in the config they run with
 GRPC_PORTS = {4317: "jaeger"}
 _standins = {}
@@ -42,8 +44,7 @@ _standins = {}
 def standin_jobs():
     """Scrape jobs whose program is the offline stand-in on tls-scan."""
     if not _standins:
-        host = get_host(SCAN)
-        _standins.update({job: is_standin(host, binary, flag) for job, (binary, flag) in MAYBE_STANDIN.items()})
+        _standins.update({job: is_standin(get_host(name), binary, flag) for job, (binary, flag, name) in MAYBE_STANDIN.items()})
     return {job for job, standin in _standins.items() if standin}
 
 
@@ -101,7 +102,7 @@ def test_every_target_is_up_over_verified_tls():
     for target in found:
         by_job.setdefault(target["labels"]["job"], []).append(target["scrapeUrl"])
     tls_jobs = ("prometheus", "alertmanager", "node", "blackbox", "redis", "victoriametrics", "grafana", "loki", "promtail",
-                "jaeger")
+                "jaeger", "alloy")
     assert set(by_job) >= set(tls_jobs)
     for job in tls_jobs:
         assert all(url.startswith("https://") for url in by_job[job]), (job, by_job[job])
@@ -114,7 +115,7 @@ def test_every_target_is_up_over_verified_tls():
 
 
 @pytest.mark.standin
-def test_standin_grafana_loki_promtail_and_jaeger_serve_the_stacks_certificate(scan):
+def test_standin_grafana_loki_promtail_alloy_and_jaeger_serve_the_stacks_certificate(scan):
     """What the stand-ins show: their configs make them serve HTTPS with the host's certificate,
     Grafana's datasources and Promtail's pushes point at https, Loki's gRPC stays on loopback."""
     if not standin_jobs():
@@ -125,6 +126,11 @@ def test_standin_grafana_loki_promtail_and_jaeger_serve_the_stacks_certificate(s
     host = get_host(SCAN)
     promtail = host.file("/etc/promtail/config.yml").content_string
     assert f"url: https://{SCAN}:3100/loki/api/v1/push" in promtail and "ca_file: /etc/promtail/ca.crt" in promtail
+    # Alloy on am2: HTTPS for clients of the stack's CA, and its pushes verify and present the host's
+    assert served_certificate(scan, AM2, 12345)
+    alloy = get_host(AM2).file("/etc/alloy/config.alloy").content_string
+    assert f'url = "https://{SCAN}:3100/loki/api/v1/push"' in alloy and 'ca_file = "/etc/alloy/ca.crt"' in alloy
+    assert 'cert_file = "/etc/alloy/tls.crt"' in alloy and 'client_auth_type = "RequireAndVerifyClientCert"' in alloy
     datasources = host.file("/etc/grafana/provisioning/datasources/monitoring-stack.yaml").content_string
     for url in (f"https://{MON}:9090", f"https://{SCAN}:3100", f"https://{SCAN}:16686", f"https://{SCAN}:8428"):
         assert f"url: {url}" in datasources, url
@@ -165,10 +171,10 @@ def test_no_port_serves_plain_http_nor_answers_without_the_password_or_to_anothe
             assert not plain[1].startswith("2"), (name, port, plain)
             # a client that trusts another CA does not accept the server's certificate (curl 60)
             assert other[0] != 0 and other[1] == "000", (name, port, other)
-            if name == SCAN and port in CLIENT_CERT_PORTS:
+            if (name, port) in CLIENT_CERT_PORTS:
                 # no client certificate: the handshake ends before any HTTP (curl fails, no status)
                 assert anonymous[0] != 0 and anonymous[1] == "000", (name, port, anonymous)
-                report[key]["note"] = f"{CLIENT_CERT_PORTS[port]}: client certificate required"
+                report[key]["note"] = f"{CLIENT_CERT_PORTS[(name, port)]}: client certificate required"
                 continue
             if name == SCAN and port in GRPC_PORTS:
                 report[key]["note"] = f"{GRPC_PORTS[port]}: gRPC, login required by its config (checked below)"
@@ -304,7 +310,8 @@ def test_a_certificate_near_expiry_is_renewed_on_the_next_run_without_a_restart(
     assert expires < datetime.datetime.utcnow() + datetime.timedelta(days=11), f"the near-expiry one is served: {before}"
     renewed = run_playbook("converge.yml", limit=AM2)
     assert renewed.returncode == 0, renewed.output[-3000:]
-    for port in (9100, 9093, 9115, 9121):
+    # Alloy too: upstream reads its certificate on every handshake (internal/service/http/tls.go)
+    for port in (9100, 9093, 9115, 9121, 12345):
         after = served_certificate(scan, AM2, port)
         assert after != before, (port, after)
         not_after = datetime.datetime.strptime(after.strip(), "%b %d %H:%M:%S %Y %Z")
