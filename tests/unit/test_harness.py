@@ -151,5 +151,14 @@ def test_report_ports_come_from_role_defaults_unless_the_inventory_sets_them():
     assert stack.url("jaeger", "a", "jaeger_otlp_http_address") == "http://10.0.0.1:4318"
 
 
+def test_the_lab_ships_every_hosts_logs_with_alloy_by_default():
+    """The lab's hosts are in log_shipper without a stack_log_shipper of their own: the report
+    (which says "logs shipped by Grafana Alloy on ...") counts them as Alloy's, as site.yml runs them."""
+    pytest.importorskip("ansible")
+    stack = report.Stack("inventories/lab")
+    assert stack.hosts("alloy") == ["lab-app1", "lab-app2", "lab-logs", "lab-monitoring", "lab-traces"]
+    assert stack.hosts("promtail") == []
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
