@@ -18,6 +18,7 @@ SCENARIO_DIR = os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "harness"))
 import artifact_source as _source  # noqa: E402  pylint: disable=wrong-import-position
+import ssh_hosts  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def artifact_source() -> dict:
@@ -69,8 +70,10 @@ def new_host(name: str, network: str, tmp_path, groups=(), variables: dict | Non
     import yaml  # pylint: disable=import-outside-toplevel
 
     extra = tmp_path / f"{name}-{'-'.join(groups) or 'all'}.yml"
-    host = {name: {"ansible_connection": "containers.podman.podman", "ansible_python_interpreter": "/usr/bin/python3",
-                   **(variables or {})}}
+    # reached over SSH like the scenario's own hosts (tests/harness/ssh_hosts.py)
+    reach = ssh_hosts.enable(name)
+    host = {name: {**ssh_hosts.connection_vars(reach["address"], reach["id"]), "stack_address": name,
+                   "ansible_python_interpreter": "/usr/bin/python3", **(variables or {})}}
     extra.write_text(yaml.safe_dump({"all": {"hosts": host, "children": {g: {"hosts": {name: {}}} for g in groups}}}))
     return str(extra)
 

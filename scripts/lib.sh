@@ -14,7 +14,8 @@ export MONSTACK_MIRROR_DIR=$MIRROR_DIR
 export MONSTACK_STATE=$STATE
 mkdir -p "$STATE"
 
-step() { printf '\n==> %s\n' "$*"; }
+# each step says when it began, so a slow stage shows in any log (CI's included)
+step() { printf '\n==> %s  [%(%T)T]\n' "$*" -1; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # The path of a Python X.Y that can make a venv and speak TLS, or nothing: MONSTACK_PYTHON (for

@@ -8,9 +8,10 @@ mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 rootfs=$(mktemp -d /var/tmp/monstack-rootfs.XXXXXX)
 trap 'rm -rf "$rootfs"' EXIT
 # python3 runs Ansible modules; python3-yaml and curl serve the stand-ins and the tests;
-# acl lets roles grant log read access without root.
+# acl lets roles grant log read access without root; openssh-server: the scenarios reach their
+# hosts over SSH with pipelining, as Ansible reaches real ones (tests/harness/ssh_hosts.py).
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,dbus,python3,python3-yaml,ca-certificates,curl,iproute2,procps,acl,gnupg \
+  --include=systemd,systemd-sysv,dbus,python3,python3-yaml,ca-certificates,curl,iproute2,procps,acl,gnupg,openssh-server \
   "$suite" "$rootfs" "$mirror" >/dev/null
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 # every container makes its own machine-id

@@ -6,11 +6,13 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The modules plugin authors are given (the plugin base classes, errors, display, module_utils,
-# the templating and variable helpers of the plugin guide, the builtin filters); anything else of
+# the templating and variable helpers of the plugin guide, the builtin filters, the inventory entities
+# a vars plugin is handed); anything else of
 # Ansible's, such as ansible.vars.clean, is its own business and can change in any release.
 PUBLIC = ("ansible.errors", "ansible.module_utils", "ansible.plugins.action", "ansible.plugins.callback",
           "ansible.plugins.filter.core", "ansible.plugins.lookup", "ansible.plugins.vars", "ansible.template",
-          "ansible.utils.display", "ansible.utils.vars", "ansible.inventory.group", "ansible.parsing.dataloader")
+          "ansible.utils.display", "ansible.utils.vars", "ansible.inventory.group", "ansible.inventory.host",
+          "ansible.parsing.dataloader")
 SOURCES = sorted(p for d in ("plugins", "tests/harness", "benchmarks") for p in (ROOT / d).rglob("*.py"))
 
 
@@ -47,3 +49,14 @@ def test_the_check_finds_a_private_import(tmp_path):
         "ansible.vars.clean", "ansible.vars.clean.remove_internal_keys",
         "ansible.executor.module_common", "ansible.executor.module_common._get_shebang",
         "ansible._internal._templating"]
+
+
+def test_the_collection_version_is_the_changelogs_newest():
+    """`ansible-galaxy collection build` names the release galaxy.yml's version: the one the
+    CHANGELOG describes at its top."""
+    import re
+
+    import yaml
+    version = yaml.safe_load((ROOT / "galaxy.yml").read_text())["version"]
+    newest = re.search(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(), re.M).group(1)
+    assert version == newest

@@ -132,6 +132,32 @@ def test_the_vars_plugin_gives_group_all_the_source_and_fails_clearly_without_it
         plugin.get_vars(None, str(tmp_path), [Group("all")])
 
 
+def test_the_ssh_vars_plugin_connects_the_recorded_hosts_over_ssh_and_leaves_the_others(tmp_path, monkeypatch):
+    pytest.importorskip("ansible")
+    from ansible.inventory.group import Group  # pylint: disable=import-outside-toplevel
+    from ansible.inventory.host import Host  # pylint: disable=import-outside-toplevel
+    monkeypatch.setenv("MONSTACK_STATE", str(tmp_path))
+    load("tests/harness/ssh_hosts.py", "ssh_hosts")
+    plugin = load("tests/harness/vars_plugins/monstack_ssh.py", "monstack_ssh").VarsModule()
+    monkeypatch.delenv("MOLECULE_EPHEMERAL_DIRECTORY", raising=False)
+    assert plugin.get_vars(None, str(tmp_path), [Host("mon")]) == {}, "outside Molecule nothing changes"
+    monkeypatch.setenv("MOLECULE_EPHEMERAL_DIRECTORY", str(tmp_path))
+    assert plugin.get_vars(None, str(tmp_path), [Host("mon")]) == {}, "before prepare records the hosts"
+    (tmp_path / "ssh" ).mkdir()
+    (tmp_path / "ssh" / "id_ed25519").write_text("key")
+    (tmp_path / "ssh-hosts.yml").write_text(yaml.safe_dump({"mon": {"address": "10.89.0.5", "id": "0123456789abcdef"}}))
+    found = plugin.get_vars(None, str(tmp_path), [Host("mon")])
+    assert {k: found[k] for k in ("ansible_connection", "ansible_host", "ansible_user")} == {
+        "ansible_connection": "ssh", "ansible_host": "10.89.0.5", "ansible_user": "root"}
+    assert found["ansible_ssh_private_key_file"] == str(tmp_path / "ssh" / "id_ed25519")
+    # a container that takes a removed one's address gets a master connection of its own
+    assert found["ansible_control_path"] == "%(directory)s/0123456789ab-%%r"
+    # the stack still names the host as the scenario's network resolves it, not by its address
+    assert found["stack_address"] == "mon"
+    assert plugin.get_vars(None, str(tmp_path), [Host("fresh")]) == {}
+    assert plugin.get_vars(None, str(tmp_path), [Group("all")]) == {}
+
+
 @pytest.mark.parametrize("stamp, expected", [
     ("2026-11-24T16:20:01.123456789Z", 1795537201.123456),
     ("2026-11-24T17:20:01.5+01:00", 1795537201.5),

@@ -3,6 +3,7 @@ group is named while the exporter stays; --check says what would go and touches 
 run takes the unit, binary, config and user away, keeps the data, and every Prometheus loses the
 target in the same run; the next run changes nothing. On a host of its own, so the scenario's
 other tests keep theirs."""
+import pathlib
 import subprocess
 
 import yaml
@@ -18,11 +19,11 @@ INSTALLED = ["/etc/systemd/system/postgres_exporter.service", "/usr/local/bin/po
              "/opt/monitoring/postgres_exporter", "/etc/postgres_exporter"]
 
 
-def out_of_every_group(tmp_path, **variables):
-    """An inventory file that has the host in no group (with PROBE and variables as its vars)."""
+def out_of_every_group(tmp_path, joined, **variables):
+    """An inventory file that has the host in no group, reached as in joined (new_host's inventory
+    file), with PROBE and variables as its vars."""
     path = tmp_path / "leaver-out.yml"
-    host = {"ansible_connection": "containers.podman.podman", "ansible_python_interpreter": "/usr/bin/python3",
-            **PROBE, **variables}
+    host = {**yaml.safe_load(pathlib.Path(joined).read_text())["all"]["hosts"][LEAVER], **PROBE, **variables}
     path.write_text(yaml.safe_dump({"all": {"hosts": {LEAVER: host}}}))
     return str(path)
 
@@ -49,13 +50,13 @@ def test_a_host_taken_out_of_postgres_exporter_and_removed_keeps_nothing_but_its
         assert present(leaver) == set(INSTALLED) and scraped_by_prometheus(mon)
 
         # out of the group, not removed: named, left alone
-        left = run_playbook("converge.yml", "-i", out_of_every_group(tmp_path), "--check", limit=limit)
+        left = run_playbook("converge.yml", "-i", out_of_every_group(tmp_path, joined), "--check", limit=limit)
         assert left.returncode == 0, left.output[-3000:]
         assert "postgres_exporter is still installed on this host, but the host is in none of its groups" in \
             " ".join(left.output.split()), left.output[-3000:]
 
         # check mode says what would go, and nothing goes
-        removal = out_of_every_group(tmp_path, stack_remove=["postgres_exporter"])
+        removal = out_of_every_group(tmp_path, joined, stack_remove=["postgres_exporter"])
         check = run_playbook("converge.yml", "-i", removal, "--check", limit=limit)
         assert check.returncode == 0, check.output[-3000:]
         assert f"{LEAVER} postgres_exporter: removed (unit, binaries, releases, config, user) (check mode" in check.output, \

@@ -84,3 +84,21 @@ def test_web_auth_refuses_strangers(host, path):
     assert "$2b$" in web.content_string and "s3cret" not in web.content_string
     key = host.file("/etc/node_exporter/tls.key")
     assert (key.user, key.group, key.mode) == ("root", "node_exporter", 0o640)
+
+
+def test_ansible_reaches_the_hosts_over_ssh_with_pipelining(host):
+    """The scenario's runs take the path users' runs take (SSH, pipelining), not podman exec
+    (tests/harness/ssh_hosts.py): a module run over SSH leaves no temporary module file behind
+    and logs into the host as a session of sshd."""
+    import json
+    import os
+    import subprocess
+
+    name = host.backend.name
+    env = {**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"}
+    proc = subprocess.run(["ansible", "-i", os.environ["MOLECULE_INVENTORY_FILE"], name, "-m", "ansible.builtin.command",
+                           "-a", "sh -c 'echo $SSH_CONNECTION'"], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"][name]
+    # sshd sets SSH_CONNECTION (client address and port, server address and port); podman exec does not
+    assert len(result["stdout"].split()) == 4, result
