@@ -14,8 +14,10 @@ export MONSTACK_MIRROR_DIR=$MIRROR_DIR
 export MONSTACK_STATE=$STATE
 mkdir -p "$STATE"
 
-# each step says when it began, so a slow stage shows in any log (CI's included)
-step() { printf '\n==> %s  [%(%T)T]\n' "$*" -1; }
+# each step says when it began and how far into the run (the first script that sourced this
+# file started it), so a slow stage shows in any log, CI's included
+export MONSTACK_RUN_START=${MONSTACK_RUN_START:-$(date +%s)}
+step() { printf '\n==> %s  [%(%T)T, +%ds]\n' "$*" -1 $(($(date +%s) - MONSTACK_RUN_START)); }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # The path of a Python X.Y that can make a venv and speak TLS, or nothing: MONSTACK_PYTHON (for

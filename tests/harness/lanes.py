@@ -8,6 +8,8 @@ the last run), the longest first.
 
     lanes.py N SCENARIO...     prints N lines, each the scenarios of one lane in run order
     lanes.py --record RESULTS  keeps the seconds of RESULTS' lines (scenario rc seconds)
+    lanes.py --names SCENARIO...   prints the containers, then the networks, they create (one
+                                   line each), for scripts/test's cleanup to remove only its own
 """
 from __future__ import annotations
 
@@ -77,6 +79,11 @@ def main(argv: list[str]) -> int:
     state = pathlib.Path(os.environ.get("MONSTACK_STATE", "/nonexistent"))
     if argv[0] == "--record":
         record(pathlib.Path(argv[1]), state / "scenario-seconds.yml")
+        return 0
+    if argv[0] == "--names":
+        claimed = set().union(*(names(s) for s in argv[1:]))
+        for kind in ("container", "network"):
+            print(" ".join(sorted(name.split(":", 1)[1] for name in claimed if name.startswith(kind + ":"))))
         return 0
     count, scenarios = int(argv[0]), argv[1:]
     seconds = measured(MEASURED, state / "scenario-seconds.yml")

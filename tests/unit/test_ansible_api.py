@@ -6,9 +6,9 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The modules plugin authors are given (the plugin base classes, errors, display, module_utils,
-# the templating and variable helpers of the plugin guide, the builtin filters, the inventory entities
-# a vars plugin is handed); anything else of
-# Ansible's, such as ansible.vars.clean, is its own business and can change in any release.
+# the templating and variable helpers of the plugin guide, the builtin filters, the inventory
+# entities a vars plugin is handed); anything else of Ansible's, such as ansible.vars.clean, is
+# its own business and can change in any release.
 PUBLIC = ("ansible.errors", "ansible.module_utils", "ansible.plugins.action", "ansible.plugins.callback",
           "ansible.plugins.filter.core", "ansible.plugins.lookup", "ansible.plugins.vars", "ansible.template",
           "ansible.utils.display", "ansible.utils.vars", "ansible.inventory.group", "ansible.inventory.host",

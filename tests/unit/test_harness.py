@@ -158,6 +158,26 @@ def test_the_ssh_vars_plugin_connects_the_recorded_hosts_over_ssh_and_leaves_the
     assert plugin.get_vars(None, str(tmp_path), [Group("all")]) == {}
 
 
+def test_lanes_keep_scenarios_sharing_a_name_together_and_name_what_a_run_creates(capsys):
+    lanes = load("tests/harness/lanes.py", "lanes")
+    claimed = {"a": {"container:mon", "network:net1"}, "b": {"container:x", "network:net1"}, "c": {"container:y"}}
+    assert lanes.lanes(2, ["a", "b", "c"], claimed, {"a": 100, "b": 50, "c": 120}) == [["a", "b"], ["c"]]
+    # scripts/test's cleanup removes only what its own scenarios create
+    assert lanes.main(["--names", "stack", "node_exporter_airgapped"]) == 0
+    containers, networks = capsys.readouterr().out.splitlines()
+    assert set(containers.split()) == {"mon", "logs", "traces", "app1", "app2", "mq", "ne-airgap"}
+    assert networks.split() == ["monstack-stack"]
+
+
+def test_the_scripts_wait_only_for_what_they_name():
+    """A bare `wait` also waits for the mirror's HTTP server (a job of scripts/test's shell) and
+    never returns: the CI run of 2026-12-07 hung there after its last scenario passed."""
+    for path in sorted((ROOT / "scripts").iterdir()):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0].split()
+            assert "wait" not in code or code.index("wait") < len(code) - 1, f"{path.name}:{number}: {line.strip()}"
+
+
 @pytest.mark.parametrize("stamp, expected", [
     ("2026-11-24T16:20:01.123456789Z", 1795537201.123456),
     ("2026-11-24T17:20:01.5+01:00", 1795537201.5),

@@ -5,8 +5,8 @@ records how to reach each one in $MOLECULE_EPHEMERAL_DIRECTORY/ssh-hosts.yml
 (tests/harness/ssh_hosts.py). This plugin gives those hosts their SSH connection variables,
 which win over the podman connection Molecule's inventory file names (host vars of a vars plugin
 rank above an inventory file's), and stack_address set to the host's name, so that the stack
-keeps naming each host as the scenario's network resolves it rather than by ansible_host. Hosts not in that file, and runs outside Molecule, keep theirs.
-Enabled by ANSIBLE_VARS_PLUGINS/ANSIBLE_VARS_ENABLED in .config/molecule/config.yml.
+keeps naming each host as the scenario's network resolves it rather than by ansible_host.
+Hosts not in that file, and runs outside Molecule, keep theirs. Enabled by ANSIBLE_VARS_PLUGINS/ANSIBLE_VARS_ENABLED in .config/molecule/config.yml.
 """
 from __future__ import annotations
 
