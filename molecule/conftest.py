@@ -72,7 +72,7 @@ def new_host(name: str, network: str, tmp_path, groups=(), variables: dict | Non
     extra = tmp_path / f"{name}-{'-'.join(groups) or 'all'}.yml"
     # reached over SSH like the scenario's own hosts (tests/harness/ssh_hosts.py)
     reach = ssh_hosts.enable(name)
-    host = {name: {**ssh_hosts.connection_vars(reach["address"], reach["id"]), "stack_address": name,
+    host = {name: {**ssh_hosts.connection_vars(name, reach["address"], reach["id"]),
                    "ansible_python_interpreter": "/usr/bin/python3", **(variables or {})}}
     extra.write_text(yaml.safe_dump({"all": {"hosts": host, "children": {g: {"hosts": {name: {}}} for g in groups}}}))
     return str(extra)

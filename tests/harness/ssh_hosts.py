@@ -26,6 +26,8 @@ import yaml
 
 STATE = pathlib.Path(os.environ.get("MONSTACK_STATE", pathlib.Path.home() / ".cache" / "monitoring-stack"))
 KEY = STATE / "ssh" / "id_ed25519"
+# throwaway containers that share their image's host key: nothing to verify or remember
+SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
 
 
 def key() -> pathlib.Path:
@@ -37,17 +39,20 @@ def key() -> pathlib.Path:
     return KEY
 
 
-def connection_vars(address: str, container_id: str) -> dict:
+def connection_vars(name: str, address: str, container_id: str) -> dict:
     """A host's connection variables. The control socket is named after the container, so a
-    container that reuses a removed one's address never meets that one's master connection."""
+    container that reuses a removed one's address never meets that one's master connection;
+    stack_address keeps the stack naming the host as the scenario's network resolves it (it
+    would otherwise take ansible_host), so the configs stay those of the podman connection."""
     return {
         "ansible_connection": "ssh",
         "ansible_host": address,
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(key()),
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+        "ansible_ssh_common_args": " ".join(SSH_OPTIONS),
         "ansible_ssh_args": "-o ControlMaster=auto -o ControlPersist=120s -o ServerAliveInterval=15",
         "ansible_control_path": f"%(directory)s/{container_id[:12]}-%%r",
+        "stack_address": name,
     }
 
 
@@ -72,8 +77,7 @@ def enable(name: str, timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         probe = subprocess.run(["ssh", "-i", str(key()), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
-                                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                                "-o", "LogLevel=ERROR", f"root@{address}", "true"],
+                                *SSH_OPTIONS, f"root@{address}", "true"],
                                capture_output=True, text=True, check=False)
         if probe.returncode == 0:
             return {"address": address, "id": container_id}
@@ -88,7 +92,7 @@ def load(path: str | os.PathLike) -> dict:
         hosts = yaml.safe_load(pathlib.Path(path).read_text()) or {}
     except FileNotFoundError:
         return {}
-    return {name: connection_vars(host["address"], host["id"]) for name, host in hosts.items()}
+    return {name: connection_vars(name, host["address"], host["id"]) for name, host in hosts.items()}
 
 
 def main(argv=None) -> int:

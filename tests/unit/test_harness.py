@@ -4,6 +4,7 @@ Ansible, and the health report's time parsing."""
 import importlib.util
 import io
 import json
+import os
 import pathlib
 import sys
 import zipfile
@@ -154,6 +155,10 @@ def test_the_ssh_vars_plugin_connects_the_recorded_hosts_over_ssh_and_leaves_the
     assert found["ansible_control_path"] == "%(directory)s/0123456789ab-%%r"
     # the stack still names the host as the scenario's network resolves it, not by its address
     assert found["stack_address"] == "mon"
+    # prepare may write the file again (a rerun): the plugin reads it again
+    (tmp_path / "ssh-hosts.yml").write_text(yaml.safe_dump({"mon": {"address": "10.89.0.9", "id": "0123456789abcdef"}}))
+    os.utime(tmp_path / "ssh-hosts.yml", ns=(1, 1))
+    assert plugin.get_vars(None, str(tmp_path), [Host("mon")])["ansible_host"] == "10.89.0.9"
     assert plugin.get_vars(None, str(tmp_path), [Host("fresh")]) == {}
     assert plugin.get_vars(None, str(tmp_path), [Group("all")]) == {}
 

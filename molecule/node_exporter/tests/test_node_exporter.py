@@ -88,8 +88,7 @@ def test_web_auth_refuses_strangers(host, path):
 
 def test_ansible_reaches_the_hosts_over_ssh_with_pipelining(host):
     """The scenario's runs take the path users' runs take (SSH, pipelining), not podman exec
-    (tests/harness/ssh_hosts.py): a module run over SSH leaves no temporary module file behind
-    and logs into the host as a session of sshd."""
+    (tests/harness/ssh_hosts.py): a module runs in a session of sshd."""
     import json
     import os
     import subprocess

@@ -33,17 +33,27 @@ DOCUMENTATION = """
 class VarsModule(BaseVarsPlugin):
     REQUIRES_ENABLED = True
 
+    def __init__(self):
+        super().__init__()
+        # (path, modification time) -> what the file says: asked for every host and task, read
+        # again only once prepare (re)writes it in the middle of its own run
+        self._read = (None, None, {})
+
     def get_vars(self, loader, path, entities, cache=True):
         directory = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
         hosts = [entity for entity in entities if isinstance(entity, Host)]
         if not directory or not hosts:
             return {}
-        # read on every call: prepare writes the file in the middle of its own run
-        reachable = load(os.path.join(directory, "ssh-hosts.yml"))
         found = {}
         for host in hosts:
-            if host.name in reachable:
-                # the stack keeps naming its hosts as the scenario's network resolves them (the
-                # address it would otherwise take from ansible_host): the same configs as before
-                found.update(reachable[host.name], stack_address=host.name)
+            found.update(self._reachable(os.path.join(directory, "ssh-hosts.yml")).get(host.name, {}))
         return found
+
+    def _reachable(self, file):
+        try:
+            stamp = os.stat(file).st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if self._read[:2] != (file, stamp):
+            self._read = (file, stamp, load(file))
+        return self._read[2]
